@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations over ../shared/data; not part of the product or the tests."""

@@ -1,0 +1,293 @@
+"""Japanese text -> terms: the one place Sudachi is called.
+
+Search (Whoosh), related articles (TF-IDF) and Q&A all take their terms from
+`analyze`, so they agree on what a word is.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import Iterator, NamedTuple
+
+from whoosh.analysis import Token, Tokenizer
+
+# elasticsearch-sudachi's default stop tags, matched as prefixes of the POS tuple.
+STOP_TAGS: tuple[tuple[str, ...], ...] = (
+    ("接続詞",),
+    ("感動詞", "フィラー"),
+    ("助動詞",),
+    ("助詞",),
+    ("記号",),
+    ("補助記号",),
+    ("空白",),
+)
+
+# Sudachi rejects inputs over 49,149 UTF-8 bytes (65,535 after its own normalisation,
+# which can grow a character fourfold: ㍿ -> 株式会社). 4,000 characters stays under both.
+MAX_CHUNK_CHARS = 4000
+_CHUNK_BREAK = re.compile(r"[。！？!?\n]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_KANJI = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HIRAGANA = re.compile(r"[\u3041-\u309f]")
+_KANA_ONLY = re.compile(r"^[\u3041-\u309f\u30a0-\u30ffー]+$")
+
+ANALYSIS_VERSION = 1
+
+
+class Morph(NamedTuple):
+    """One kept token: its term, where it sits in the text, and what it is."""
+
+    text: str  # the term: lower-cased, okurigana-folded normalized form
+    surface: str  # exactly text[start:end]
+    start: int
+    end: int
+    position: int  # counts A units, so C-unit and A-unit phrases both line up
+    pos: tuple[str, ...]
+    reading: str  # katakana reading
+    parts: tuple[str, ...] = ()  # terms of the A sub-units when the C unit splits
+    sub: bool = False  # True for an A sub-unit emitted beside its C unit
+
+
+# --- Sudachi objects: one Dictionary per process, one Tokenizer per thread ---------
+
+_dictionary = None
+_dictionary_pid = -1
+_dictionary_lock = threading.Lock()
+_local = threading.local()
+
+
+def _get_dictionary():
+    global _dictionary, _dictionary_pid
+    with _dictionary_lock:
+        if _dictionary is None:
+            from sudachipy import Dictionary
+
+            _dictionary = Dictionary(dict="core")
+            _dictionary_pid = os.getpid()
+        return _dictionary
+
+
+def _get_tokenizer():
+    """Return this thread's C-mode tokenizer (Sudachi tokenizers are not thread-safe)."""
+    tok = getattr(_local, "tokenizer", None)
+    if tok is None:
+        from sudachipy import SplitMode
+
+        tok = _get_dictionary().tokenizer(SplitMode.C)
+        _local.tokenizer = tok
+        _local.split_a = SplitMode.A
+    return tok
+
+
+def warm_up() -> None:
+    """Open the dictionary now (e.g. before forking server workers)."""
+    _get_tokenizer().tokenize("準備")
+
+
+# --- normalisation -------------------------------------------------------------------
+
+
+def is_stop(pos: tuple[str, ...]) -> bool:
+    """True when a POS tuple starts with one of the default stop tags."""
+    return any(pos[: len(tag)] == tag for tag in STOP_TAGS)
+
+
+def fold_term(normalized: str, pos0: str = "名詞") -> str:
+    """Lower-case a normalized form and drop okurigana from multi-kanji words.
+
+    Sudachi maps 引越し to 引っ越し but 引っ越し (a verb stem) to 引っ越す, and
+    申込 to 申し込み but 申し込み書 to 申し込む + 書; dropping the hiragana of words
+    with two or more kanji makes all of them 引越 / 申込.  One-kanji words keep
+    their kana (行く and 行う must stay apart).
+    """
+    term = normalized.lower()
+    if pos0 in ("名詞", "動詞") and len(_KANJI.findall(term)) >= 2 and _HIRAGANA.search(term):
+        return _HIRAGANA.sub("", term)
+    return term
+
+
+def clean_text(text: str) -> str:
+    """Replace what Sudachi cannot take (unpaired surrogates, NUL) keeping offsets."""
+    text = _SURROGATE.sub("\ufffd", text)
+    return text.replace("\x00", " ")
+
+
+def is_kana(text: str) -> bool:
+    """True for a string of hiragana/katakana only (a reading typed by a user)."""
+    return bool(_KANA_ONLY.match(text))
+
+
+def to_katakana(text: str) -> str:
+    """Convert hiragana to katakana (readings are compared in katakana)."""
+    return "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in text)
+
+
+# --- chunking and analysis -----------------------------------------------------------
+
+
+def chunks(text: str, limit: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, str]]:
+    """Yield (offset, piece) with pieces under Sudachi's limit, cut at sentence ends."""
+    start = 0
+    n = len(text)
+    while n - start > limit:
+        window = text[start : start + limit]
+        cut = 0
+        for m in _CHUNK_BREAK.finditer(window):
+            cut = m.end()
+        if cut == 0:
+            cut = limit  # no sentence end: cut hard rather than fail
+        yield start, text[start : start + cut]
+        start += cut
+    if start < n:
+        yield start, text[start:]
+
+
+def analyze(text: str, mode: str = "index") -> list[Morph]:
+    """Turn text into kept morphs.
+
+    mode "index": every C unit plus, when it splits, its A units (so 管理者 also
+    indexes 管理 and 者); mode "query": C units only, each carrying its A-unit terms.
+    Positions advance by A units in both modes so phrases match either way.
+    """
+    if not text:
+        return []
+    text = clean_text(text)
+    tokenizer = _get_tokenizer()
+    split_a = _local.split_a
+    index_mode = mode != "query"
+    out: list[Morph] = []
+    position = 0
+    for offset, piece in chunks(text):
+        for m in tokenizer.tokenize(piece):
+            pos = m.part_of_speech()
+            subs = m.split(split_a)
+            width = max(len(subs), 1)
+            if is_stop(pos):
+                continue  # positions only count kept tokens
+            start = offset + m.begin()
+            end = offset + m.end()
+            surface = text[start:end]
+            if not surface.strip():
+                continue
+            term = fold_term(m.normalized_form(), pos[0])
+            parts: tuple[str, ...] = ()
+            sub_morphs = []
+            if len(subs) > 1:
+                for i, a in enumerate(subs):
+                    apos = a.part_of_speech()
+                    if is_stop(apos):
+                        continue
+                    aterm = fold_term(a.normalized_form(), apos[0])
+                    parts += (aterm,)
+                    if index_mode and aterm != term:
+                        astart = offset + a.begin()
+                        aend = offset + a.end()
+                        sub_morphs.append(
+                            Morph(aterm, text[astart:aend], astart, aend, position + i, apos,
+                                  a.reading_form(), (), True)
+                        )
+            out.append(Morph(term, surface, start, end, position, pos, m.reading_form(), parts))
+            out.extend(sub_morphs)
+            position += width
+    return out
+
+
+def terms(text: str, mode: str = "index") -> list[str]:
+    """Return just the term strings of `analyze`."""
+    return [m.text for m in analyze(text, mode)]
+
+
+# --- the Whoosh tokenizer ------------------------------------------------------------
+
+
+class AnalyzedText(str):
+    """A field value that already carries its morphs, so Whoosh need not re-tokenise.
+
+    The bulk build tokenises in worker processes; handing Whoosh this string lets
+    the same morphs feed both the index and the TF-IDF model.
+    """
+
+    morphs: list[Morph]
+
+    def __new__(cls, text: str, morphs: list[Morph]) -> "AnalyzedText":
+        obj = super().__new__(cls, text)
+        obj.morphs = morphs
+        return obj
+
+
+class SudachiTokenizer(Tokenizer):
+    """Whoosh tokenizer over `analyze`.
+
+    Holds no Sudachi object (the schema is pickled into the index); the process-wide
+    dictionary is opened lazily on first use.
+    """
+
+    def __init__(self, version: int = ANALYSIS_VERSION):
+        self.version = version
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.version == self.version
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.version))
+
+    def __call__(self, value, positions=False, chars=False, keeporiginal=False,
+                 removestops=True, start_pos=0, start_char=0, tokenize=True,
+                 mode="", **kwargs):
+        if not tokenize:
+            t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+            t.original = t.text = value
+            t.boost = 1.0
+            if positions:
+                t.pos = start_pos
+            if chars:
+                t.startchar = start_char
+                t.endchar = start_char + len(value)
+            yield t
+            return
+        if mode != "query" and isinstance(value, AnalyzedText):
+            morphs = value.morphs
+        else:
+            morphs = analyze(value, "query" if mode == "query" else "index")
+        t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for m in morphs:
+            t.text = m.text
+            t.boost = 1.0
+            t.stopped = False
+            if keeporiginal:
+                t.original = m.surface
+            if positions:
+                t.pos = start_pos + m.position
+            if chars:
+                t.startchar = start_char + m.start
+                t.endchar = start_char + m.end
+            yield t
+
+
+def sudachi_analyzer():
+    """The analyzer used by every analysed field of the index."""
+    return SudachiTokenizer()
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Return (start, end) spans of sentences, cut after 。！？!? and at line breaks."""
+    spans = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        _add_trimmed(spans, text, start, m.end())
+        start = m.end()
+    _add_trimmed(spans, text, start, len(text))
+    return spans
+
+
+_SENTENCE_END = re.compile(r"[。！？!?]+[」』）)]*|\n+")
+
+
+def _add_trimmed(spans: list[tuple[int, int]], text: str, start: int, end: int) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))

@@ -1,0 +1,208 @@
+"""The `kb` command: thin over the library; one verb per job, --json on read commands."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import click
+
+from .errors import BadRequest, KBError
+from .settings import defaults, setting
+
+_DEFAULTS = defaults()
+
+
+def index_option(f):
+    """The --index option every command shares (defaults to ./index or $KB_INDEX)."""
+    return click.option("--index", "index_dir", default=_DEFAULTS["INDEX_DIR"],
+                        show_default=True, type=click.Path(file_okay=False),
+                        help=setting("INDEX_DIR").help)(f)
+
+
+def _fail(exc: KBError) -> None:
+    hint = f" (hint: {exc.hint})" if exc.hint else ""
+    click.echo(f"Error: {exc.message}{hint}", err=True)
+    sys.exit(1)
+
+
+class KBGroup(click.Group):
+    """A click group that turns KBError into one line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KBError as exc:
+            _fail(exc)
+
+
+@click.group(cls=KBGroup)
+@click.version_option(package_name="kb")
+def cli():
+    """Search, relate and ask a Japanese knowledge base of municipal BPO cases."""
+
+
+def _dump(data) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+# --- index ----------------------------------------------------------------------------
+
+
+@cli.command("index")
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@index_option
+@click.option("--procs", type=click.IntRange(1, 64), default=None,
+              help="tokeniser processes (default: the number of cores, at most 4)")
+@click.option("--quiet", is_flag=True, help="print only the summary and problems")
+def index_cmd(sources, index_dir, procs, quiet):
+    """Build the index from SOURCES (files or folders, read recursively)."""
+    from .corpus import load_sources
+    from .index import build
+
+    t0 = time.perf_counter()
+    loaded = load_sources(sources)
+    for problem in loaded.problems:
+        click.echo(f"skipped {problem}", err=True)
+    if not loaded.articles:
+        raise BadRequest("読み込める記事がありません。索引は作り直していません。",
+                         hint="check the paths and the problems listed above")
+    stats = build(loaded.articles, index_dir, procs=procs, show_progress=not quiet)
+    click.echo(f"indexed {loaded.summary()} into {index_dir} in "
+               f"{time.perf_counter() - t0:.2f}s (analysis {stats.analyse_seconds:.2f}s, "
+               f"write {stats.write_seconds:.2f}s)")
+
+
+# --- search ----------------------------------------------------------------------------
+
+
+def _batch_lines(path: str) -> Iterator[tuple[int, str]]:
+    handle = sys.stdin.buffer if path == "-" else open(path, "rb")
+    try:
+        for number, raw in enumerate(handle, 1):
+            yield number, raw.decode("utf-8", errors="replace")
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
+
+
+def run_batch(path: str, answer: Callable[[dict], dict], required: tuple[str, ...]) -> None:
+    """Read JSON lines, answer each, write one JSON line per input line, in order."""
+    for number, line in _batch_lines(path):
+        if not line.strip():
+            continue
+        item_id = None
+        try:
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BadRequest(f"line {number}: invalid JSON ({exc.msg})") from None
+            if not isinstance(item, dict):
+                raise BadRequest(f"line {number}: expected a JSON object")
+            item_id = item.get("id")
+            for key in required:
+                if key not in item:
+                    raise BadRequest(f"line {number}: missing {key!r}")
+            out = {"id": item_id, **answer(item)}
+        except KBError as exc:
+            out = {"id": item_id, "error": {"code": exc.code, "message": exc.message}}
+        click.echo(_dump(out))
+
+
+@cli.command("search")
+@click.argument("query", required=False)
+@index_option
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--page", type=click.IntRange(1, 1000), default=1, show_default=True)
+@click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance")
+@click.option("--prefecture", multiple=True, help="filter by prefecture (repeatable)")
+@click.option("--category", multiple=True, help="filter by category (repeatable)")
+@click.option("--year", multiple=True, help="filter by fiscal year: 2023, 令和5年度 ...")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("--explain", is_flag=True, help="show how the query was read, then search")
+@click.option("--batch", type=click.Path(allow_dash=True),
+              help='JSON lines {"id":..., "q":...} in, one result line out per line')
+def search_cmd(query, index_dir, limit, page, sort, prefecture, category, year, as_json,
+               explain, batch):
+    """Search the index for QUERY."""
+    from .index import OpenIndex
+    from .search import plan_query, search
+
+    filters = {"prefecture": list(prefecture), "category": list(category), "year": list(year)}
+    filters = {k: v for k, v in filters.items() if v}
+    if batch:
+        ix = OpenIndex(index_dir)
+
+        def answer(item):
+            q = item.get("q")
+            if not isinstance(q, str):
+                raise BadRequest("'q' must be a string")
+            res = search(ix, q, per_page=limit, snippets=False)
+            return {"hits": [{"id": h["id"], "score": h["score"], "title": h["title"]}
+                             for h in res["hits"]]}
+
+        run_batch(batch, answer, ("q",))
+        return
+    if query is None:
+        raise BadRequest("検索語を指定してください。", hint='kb search "窓口 委託"')
+    if explain:
+        click.echo(_dump(plan_query(query, filters).describe()) if as_json
+                   else _explain_text(plan_query(query, filters).describe()))
+    ix = OpenIndex(index_dir)
+    res = search(ix, query, filters=filters, page=page, per_page=limit, sort=sort)
+    if as_json:
+        click.echo(_dump({"ok": True, **res}))
+        return
+    if res["relaxed"]:
+        click.echo(res["relaxed"]["message"])
+    click.echo(f"{res['total']} 件 ({res['took_ms']} ms)")
+    for n, hit in enumerate(res["hits"], (page - 1) * limit + 1):
+        where = " ".join(filter(None, [hit["prefecture"], hit["municipality"], hit["date"]]))
+        click.echo(f"{n:>3}. {hit['title']}  [{hit['id']}] {hit['score']:.2f}")
+        if where:
+            click.echo(f"     {where}")
+        click.echo(f"     {hit['snippet']}")
+
+
+def _explain_text(plan: dict) -> str:
+    lines = ["query plan:"]
+    for c in plan["clauses"]:
+        kind = "phrase" if c["phrase"] else "words"
+        lines.append(f"  {kind}: {c['text']} -> {' '.join(c['terms'])}")
+    for c in plan["excluded"]:
+        lines.append(f"  exclude: {c['text']} -> {' '.join(c['terms'])}")
+    for name, values in plan["filters"].items():
+        lines.append(f"  filter {name}: {', '.join(map(str, values))}")
+    lines.append(f"  whoosh: {plan['whoosh']}")
+    return "\n".join(lines)
+
+
+# --- serve ----------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@index_option
+@click.option("--host", default=_DEFAULTS["HOST"], show_default=True, help=setting("HOST").help)
+@click.option("--port", type=click.IntRange(1, 65535), default=_DEFAULTS["PORT"],
+              show_default=True, help=setting("PORT").help)
+@click.option("--workers", type=click.IntRange(1, 64), default=_DEFAULTS["WORKERS"],
+              show_default=True, help=setting("WORKERS").help)
+def serve_cmd(index_dir, host, port, workers):
+    """Serve the web UI and JSON API with gunicorn (a production WSGI server)."""
+    from .index import OpenIndex
+    from web.server import serve
+
+    OpenIndex(index_dir).close()  # fail now, with a hint, if the index is missing
+    click.echo(f"serving {Path(index_dir).resolve()} on http://{host}:{port}/", err=True)
+    serve(index_dir, host, port, workers)
+
+
+def main() -> None:
+    """Entry point of the `kb` console script."""
+    cli(prog_name="kb")
+
+
+if __name__ == "__main__":
+    main()

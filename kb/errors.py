@@ -1,0 +1,60 @@
+"""Exceptions that carry their HTTP status and a Japanese message for the user."""
+from __future__ import annotations
+
+
+class KBError(Exception):
+    """Base of every error kb reports to a user."""
+
+    status = 500
+    code = "internal_error"
+    hint = ""
+
+    def __init__(self, message: str = "", *, hint: str = ""):
+        super().__init__(message or self.__class__.__doc__ or "")
+        self.message = message or (self.__class__.__doc__ or "").strip()
+        if hint:
+            self.hint = hint
+
+
+class BadQuery(KBError):
+    """検索語が正しくありません。"""
+
+    status = 400
+    code = "bad_query"
+
+
+class BadRequest(KBError):
+    """リクエストが正しくありません。"""
+
+    status = 400
+    code = "bad_request"
+
+
+class BadArticle(KBError):
+    """記事の形式が正しくありません。"""
+
+    status = 400
+    code = "bad_article"
+
+
+class ArticleNotFound(KBError):
+    """指定された記事が見つかりません。"""
+
+    status = 404
+    code = "not_found"
+
+
+class IndexMissing(KBError):
+    """索引がありません。"""
+
+    status = 503
+    code = "index_missing"
+    hint = "run `kb index corpus/` (or `make run`) to build it"
+
+
+class IndexIncompatible(KBError):
+    """索引の形式が古いため開けません。"""
+
+    status = 503
+    code = "index_incompatible"
+    hint = "rebuild it: `kb index corpus/ --index DIR`"
