@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import bm25s
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sudachipy import Dictionary, SplitMode
+from sudachipy import Dictionary, SplitMode, Tokenizer
 from sudachipy.errors import SudachiError
 
 # elasticsearch-sudachi's default stop tags, matched as prefixes of the POS tuple.
@@ -73,11 +73,11 @@ class SudachiTerms:
         if len(todo) > 1 and workers > 1:
             # Sudachi releases the GIL while it tokenises, so threads scale (~2x on 2 cores).
             with ThreadPoolExecutor(workers) as pool:
-                for text, toks in zip(todo, pool.map(self._tokenize, todo, chunksize=32)):
+                for text, toks in zip(todo, pool.map(self._tokenize, todo)):
                     self._cache[text] = toks
         return [self(t) for t in texts]
 
-    def _tokenizer(self):
+    def _tokenizer(self) -> Tokenizer:
         tokenizer = getattr(self._local, "tokenizer", None)
         if tokenizer is None:
             tokenizer = self._local.tokenizer = self._dictionary.tokenizer(SplitMode.C)
@@ -85,12 +85,12 @@ class SudachiTerms:
 
     def _tokenize(self, text: str) -> tuple[str, ...]:
         tokenizer = self._tokenizer()
-        terms: list[str] = []
+        out: list[str] = []
         for chunk in _chunks(text):
-            terms.extend(self._tokenize_chunk(tokenizer, chunk))
-        return tuple(terms)
+            out.extend(self._tokenize_chunk(tokenizer, chunk))
+        return tuple(out)
 
-    def _tokenize_chunk(self, tokenizer, chunk: str) -> list[str]:
+    def _tokenize_chunk(self, tokenizer: Tokenizer, chunk: str) -> list[str]:
         try:
             morphemes = tokenizer.tokenize(chunk)
         except SudachiError:
@@ -162,9 +162,9 @@ class ParagraphBM25:
         bodies = analyse.many(p["body"] for p in paragraphs)
         if with_title:
             titles = analyse.many(p["title"] for p in paragraphs)
-            docs = [list(t) + list(b_) for t, b_ in zip(titles, bodies)]
+            docs = [list(title) + list(body) for title, body in zip(titles, bodies)]
         else:
-            docs = [list(b_) for b_ in bodies]
+            docs = [list(body) for body in bodies]
         self.ids = [p["id"] for p in paragraphs]
         self.retriever = bm25s.BM25(k1=k1, b=b, method=method)
         self.retriever.index(docs, show_progress=False)
@@ -219,7 +219,7 @@ def tfidf_related_baseline(
     bodies = analyse.many(a["body"] for a in articles)
     if with_title:
         titles = analyse.many(a["title"] for a in articles)
-        docs = [t + b_ for t, b_ in zip(titles, bodies)]
+        docs = [title + body for title, body in zip(titles, bodies)]
     else:
         docs = bodies
     vectorizer = TfidfVectorizer(

@@ -43,7 +43,16 @@ def report_qa(name: str, answers: list[dict], questions: list[dict]) -> None:
     hit = sum(metrics.answer_in_span(a["answer"], q["answers"]) for a, q in zip(answers, questions))
     em = sum(metrics.exact_match(a["answer"], q["answers"]) for a, q in zip(answers, questions))
     f1 = sum(metrics.char_f1(a["answer"], q["answers"]) for a, q in zip(answers, questions))
-    print(f"  {name}: SentHit@1 {hit / n:.3f}  EM {em / n:.3f}  char-F1 {f1 / n:.3f}")
+    # A gold string can also turn up by chance in a sentence of the wrong paragraph.
+    in_gold = sum(
+        metrics.answer_in_span(a["answer"], q["answers"])
+        for a, q in zip(answers, questions)
+        if a["paragraph_id"] == q["paragraph_id"]
+    )
+    print(
+        f"  {name}: SentHit@1 {hit / n:.3f} (from the gold paragraph {in_gold / n:.3f})"
+        f"  EM {em / n:.3f}  char-F1 {f1 / n:.3f}"
+    )
 
 
 def report_related(name: str, neighbours: list[list[str]], articles: list[dict]) -> None:

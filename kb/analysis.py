@@ -30,9 +30,11 @@ _CHUNK_BREAK = re.compile(r"[。！？!?\n]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _KANJI = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _HIRAGANA = re.compile(r"[\u3041-\u309f]")
+# okurigana: hiragana right after a kanji (引っ越し -> 引越); leading kana stays (ふるさと納税)
+_OKURIGANA = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff\u3005])[\u3041-\u309f]+")
 _KANA_ONLY = re.compile(r"^[\u3041-\u309f\u30a0-\u30ffー]+$")
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 
 
 class Morph(NamedTuple):
@@ -103,7 +105,7 @@ def fold_term(normalized: str, pos0: str = "名詞") -> str:
     """
     term = normalized.lower()
     if pos0 in ("名詞", "動詞") and len(_KANJI.findall(term)) >= 2 and _HIRAGANA.search(term):
-        return _HIRAGANA.sub("", term)
+        return _OKURIGANA.sub("", term)
     return term
 
 
@@ -143,6 +145,45 @@ def chunks(text: str, limit: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, str]]
         yield start, text[start:]
 
 
+# Everything about a word except where it stands depends only on the dictionary
+# entry and its surface, so it is worked out once per process and reused: this
+# more than halves the cost of analysis over plain tokenisation.
+_word_cache: dict[tuple[int, str], tuple | None] = {}
+MAX_WORD_CACHE = 400_000
+
+
+def _word_info(m, split_a) -> tuple | None:
+    """Return (term, pos, reading, parts, subs, width) for a morpheme, or None if stopped."""
+    key = (m.word_id(), m.surface())
+    info = _word_cache.get(key, _word_cache)
+    if info is not _word_cache:
+        return info
+    pos = m.part_of_speech()
+    if is_stop(pos) or not key[1].strip():
+        info = None
+    else:
+        term = fold_term(m.normalized_form(), pos[0])
+        subs = m.split(split_a)
+        parts: tuple[str, ...] = ()
+        sub_info = []
+        if len(subs) > 1:
+            base = m.begin()
+            for i, a in enumerate(subs):
+                apos = a.part_of_speech()
+                if is_stop(apos):
+                    continue
+                aterm = fold_term(a.normalized_form(), apos[0])
+                parts += (aterm,)
+                if aterm != term or i > 0:  # every A position filled, so phrases line up
+                    sub_info.append((aterm, a.begin() - base, a.end() - base, i, apos,
+                                     a.reading_form()))
+        info = (term, pos, m.reading_form(), parts, tuple(sub_info), max(len(subs), 1))
+    if len(_word_cache) >= MAX_WORD_CACHE:
+        _word_cache.clear()
+    _word_cache[key] = info
+    return info
+
+
 def analyze(text: str, mode: str = "index") -> list[Morph]:
     """Turn text into kept morphs.
 
@@ -157,40 +198,42 @@ def analyze(text: str, mode: str = "index") -> list[Morph]:
     split_a = _local.split_a
     index_mode = mode != "query"
     out: list[Morph] = []
+    append = out.append
     position = 0
-    for offset, piece in chunks(text):
-        for m in tokenizer.tokenize(piece):
-            pos = m.part_of_speech()
-            subs = m.split(split_a)
-            width = max(len(subs), 1)
-            if is_stop(pos):
-                continue  # positions only count kept tokens
-            start = offset + m.begin()
-            end = offset + m.end()
-            surface = text[start:end]
-            if not surface.strip():
-                continue
-            term = fold_term(m.normalized_form(), pos[0])
-            parts: tuple[str, ...] = ()
-            sub_morphs = []
-            if len(subs) > 1:
-                for i, a in enumerate(subs):
-                    apos = a.part_of_speech()
-                    if is_stop(apos):
-                        continue
-                    aterm = fold_term(a.normalized_form(), apos[0])
-                    parts += (aterm,)
-                    if index_mode and aterm != term:
-                        astart = offset + a.begin()
-                        aend = offset + a.end()
-                        sub_morphs.append(
-                            Morph(aterm, text[astart:aend], astart, aend, position + i, apos,
-                                  a.reading_form(), (), True)
-                        )
-            out.append(Morph(term, surface, start, end, position, pos, m.reading_form(), parts))
-            out.extend(sub_morphs)
-            position += width
+    for offset, m in _morphemes(tokenizer, text):
+        info = _word_info(m, split_a)
+        if info is None:
+            continue  # positions only count kept tokens
+        term, pos, reading, parts, subs, width = info
+        start = offset + m.begin()
+        end = offset + m.end()
+        append(Morph(term, text[start:end], start, end, position, pos, reading, parts))
+        if index_mode:
+            for aterm, a_start, a_end, i, apos, areading in subs:
+                append(Morph(aterm, text[start + a_start:start + a_end], start + a_start,
+                             start + a_end, position + i, apos, areading, (), True))
+        position += width
     return out
+
+
+def _morphemes(tokenizer, text: str):
+    """Yield (chunk offset, morpheme) over text cut into pieces Sudachi accepts."""
+    for offset, piece in chunks(text):
+        yield from _tokenize_piece(tokenizer, piece, offset)
+
+
+def _tokenize_piece(tokenizer, piece: str, offset: int):
+    try:
+        morphemes = tokenizer.tokenize(piece)
+    except Exception as exc:  # SudachiError: its normalisation can outgrow the limit
+        if "too long" not in str(exc).lower() or len(piece) < 2:
+            raise
+        half = len(piece) // 2
+        yield from _tokenize_piece(tokenizer, piece[:half], offset)
+        yield from _tokenize_piece(tokenizer, piece[half:], offset + half)
+        return
+    for m in morphemes:
+        yield offset, m
 
 
 def terms(text: str, mode: str = "index") -> list[str]:

@@ -183,6 +183,8 @@ def load_markdown(path: Path, categories: frozenset[str] | None = None) -> Artic
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 2}" if mark else ""
         raise BadArticle(f"front matter is not valid YAML{line}") from None
+    except ValueError as exc:  # YAML reads 2023-02-30 as a date and fails
+        raise BadArticle(f"front matter has an invalid date or value ({exc})") from None
     if not isinstance(meta, dict):
         raise BadArticle("front matter must be a mapping of fields")
     meta = dict(meta)
@@ -285,7 +287,7 @@ def iter_jsonl(path: Path, categories: frozenset[str] | None = None
             if not raw.strip():
                 continue
             try:
-                data = json.loads(raw.decode("utf-8"))
+                data = json.loads(raw.decode("utf-8-sig"))
                 yield make_article(data, categories, f"{path}:{number}")
             except UnicodeDecodeError:
                 yield Problem(str(path), number, "not UTF-8 text")
@@ -360,9 +362,9 @@ def load_sources(sources: Iterable[str | Path]) -> LoadResult:
                 if isinstance(item, Problem):
                     result.problems.append(item)
                 elif item.id in seen:
+                    line = int(item.path.rpartition(":")[2]) if suffix == ".jsonl" else None
                     result.problems.append(Problem(
-                        item.path or str(path), None,
-                        f"duplicate id {item.id!r} (first in {seen[item.id]})"))
+                        str(path), line, f"duplicate id {item.id!r} (first in {seen[item.id]})"))
                 else:
                     seen[item.id] = item.path or str(path)
                     result.articles.append(item)

@@ -347,7 +347,10 @@ class OpenIndex:
             s = self.ix.searcher()
             self._local.searcher, self._local.ix = s, self.ix
         elif not s.up_to_date():
-            s = s.refresh()
+            # whoosh-reloaded's Searcher.refresh() can resurrect replaced segments
+            # (a changed article shows twice): open a fresh searcher instead.
+            s.close()
+            s = self.ix.searcher()
             self._local.searcher = s
         return s
 

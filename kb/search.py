@@ -134,8 +134,15 @@ def plan_query(text: str, filters: dict[str, list[str]] | None = None) -> QueryP
         canonical = FILTER_ALIASES.get(name)
         if canonical is None:
             raise BadQuery(f"「{name}」という絞り込み条件はありません（使えるもの: {', '.join(FILTERS)}）。")
+        if isinstance(values, (str, int)):
+            values = [values]
+        if not isinstance(values, (list, tuple)):
+            raise BadQuery(f"絞り込み条件「{name}」の値が正しくありません。")
         for value in values:
-            if value and value.strip():
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise BadQuery(f"絞り込み条件「{name}」の値が正しくありません。")
+            value = str(value)
+            if value.strip():
                 _read_filter(canonical, value.strip(), plan.filters)
     pending_or = False
     for chunk, is_phrase, negate in _split_chunks(text):
