@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from bench import datasets, metrics
 from kb.analysis import split_sentences  # noqa: F401  (kept for readers: sentences come from kb)
 from kb.corpus import Article
+from kb.errors import KBError
 from kb.index import OpenIndex, build
 from kb.qa import SENTENCES, confidence_features, gather, rank_answers
 from kb.qa_features import span_candidates
@@ -48,10 +49,16 @@ def split_articles(paragraphs: list[dict], seed_order: bool = True) -> tuple[set
 
 
 def build_index(paragraphs: list[dict], path: Path) -> OpenIndex:
-    """Index paragraphs as articles (reusing an index already built at path)."""
-    if not (path / "meta.json").is_file():
-        articles = [Article(id=p["id"], title=p["title"], body=p["body"]) for p in paragraphs]
-        build(articles, path, procs=1, show_progress=False)
+    """Index paragraphs as articles (reusing a compatible index already built at path)."""
+    try:
+        ix = OpenIndex(path)
+        if ix.doc_count() == len(paragraphs):
+            return ix
+        ix.close()
+    except KBError:
+        pass
+    articles = [Article(id=p["id"], title=p["title"], body=p["body"]) for p in paragraphs]
+    build(articles, path, procs=1, show_progress=False)
     return OpenIndex(path)
 
 
@@ -114,17 +121,15 @@ def train(pos_runs: list, pos_questions: list[dict], neg_runs: list,
     model["span"] = fit(rows, labels, C_VALUES["span"])
     if verbose:
         print(f"  span model: {len(rows)} rows, {sum(labels)} positive", flush=True)
-    # 3. joint: the top spans of the top sentences, as `ask` sees them
-    model["joint"] = {"j_sent": 1.0, "j_span": 1.0}
+    # 3. joint: the top sentences once their spans are scored, as `ask` sees them
+    model["joint"] = {"j_sent": 1.0}
     rows, labels = [], []
     for c, q in zip(pos_runs, pos_questions):
         answers, _ = rank_answers(c, model, SENTENCES)
         for a in answers:
-            rows.append({"bias": 1.0, "j_sent": a["sent_logit"], "j_span": a["span_logit"],
-                         "j_first": 1.0 if a is answers[0] else 0.0})
-            labels.append(int(metrics.exact_match(a["span"].text, q["answers"])))
-    model["joint"] = {k: v for k, v in fit(rows, labels, C_VALUES["joint"]).items()
-                      if k != "j_first"}
+            rows.append(a["joint_feats"])
+            labels.append(int(holds(sentence_text(a["passage"], a["sentence"]), q["answers"])))
+    model["joint"] = fit(rows, labels, C_VALUES["joint"])
     # 4. confidence: the winning answer, right or wrong, answerable or not
     model["confidence"] = {"bias": 0.0}
     rows, labels = [], []

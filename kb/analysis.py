@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import unicodedata
 from typing import Iterator, NamedTuple
 
 from whoosh.analysis import Token, Tokenizer
@@ -311,6 +312,79 @@ class SudachiTokenizer(Tokenizer):
 def sudachi_analyzer():
     """The analyzer used by every analysed field of the index."""
     return SudachiTokenizer()
+
+
+def join_analyzed(pieces: list[tuple[str, list[Morph]]], gap: int = 100) -> AnalyzedText:
+    """Join analysed texts into one field value; a position gap keeps phrases inside a piece."""
+    morphs: list[Morph] = []
+    texts: list[str] = []
+    offset = position = 0
+    for text, piece in pieces:
+        for m in piece:
+            morphs.append(m._replace(start=m.start + offset, end=m.end + offset,
+                                     position=m.position + position))
+        if piece:
+            position = max(m.position for m in morphs) + gap
+        texts.append(text)
+        offset += len(text) + 1
+    return AnalyzedText("\n".join(texts), morphs)
+
+
+# --- character bigrams -----------------------------------------------------------------
+
+# Runs of letters, digits and kana/kanji; punctuation and spaces end a run.
+_GRAM_BREAK = re.compile(r"[\W_]+")
+
+
+def char_grams(text: str) -> list[str]:
+    """Return the character bigrams of text (NFKC, lower-cased); a one-character run is kept whole.
+
+    Bigrams match words Sudachi does not know or segments differently in the query
+    and in an article (new coinages, names, typos in either).
+    """
+    text = unicodedata.normalize("NFKC", clean_text(text or "")).lower()
+    out: list[str] = []
+    for run in _GRAM_BREAK.split(text):
+        if len(run) == 1:
+            out.append(run)
+        else:
+            out.extend(run[i:i + 2] for i in range(len(run) - 1))
+    return out
+
+
+class BigramTokenizer(Tokenizer):
+    """Whoosh tokenizer over `char_grams` (no positions or offsets: it only scores)."""
+
+    def __init__(self, version: int = 1):
+        self.version = version
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.version == self.version
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.version))
+
+    def __call__(self, value, positions=False, chars=False, keeporiginal=False,
+                 removestops=True, start_pos=0, start_char=0, tokenize=True,
+                 mode="", **kwargs):
+        t = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        grams = char_grams(value) if tokenize else [value]
+        for i, gram in enumerate(grams):
+            t.text = gram
+            t.boost = 1.0
+            t.stopped = False
+            if keeporiginal:
+                t.original = gram
+            if positions:
+                t.pos = start_pos + i
+            if chars:
+                t.startchar = t.endchar = start_char
+            yield t
+
+
+def bigram_analyzer():
+    """The analyzer of the character-bigram field."""
+    return BigramTokenizer()
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

@@ -69,10 +69,13 @@ def index_cmd(sources, index_dir, procs, quiet):
     if not loaded.articles:
         raise BadRequest("読み込める記事がありません。索引は作り直していません。",
                          hint="check the paths and the problems listed above")
-    stats = build(loaded.articles, index_dir, procs=procs, show_progress=not quiet)
+    from . import related
+
+    stats = build(loaded.articles, index_dir, procs=procs, show_progress=not quiet,
+                  features=related.features, after_write=related.after_write)
     click.echo(f"indexed {loaded.summary()} into {index_dir} in "
                f"{time.perf_counter() - t0:.2f}s (analysis {stats.analyse_seconds:.2f}s, "
-               f"write {stats.write_seconds:.2f}s)")
+               f"write {stats.write_seconds:.2f}s, related {stats.related_seconds:.2f}s)")
 
 
 # --- search ----------------------------------------------------------------------------
@@ -177,6 +180,60 @@ def _explain_text(plan: dict) -> str:
         lines.append(f"  filter {name}: {', '.join(map(str, values))}")
     lines.append(f"  whoosh: {plan['whoosh']}")
     return "\n".join(lines)
+
+
+# --- related ---------------------------------------------------------------------------
+
+
+@cli.command("related")
+@click.argument("article_id", required=False)
+@index_option
+@click.option("--text", help='free text (a draft) to find related articles for; "-" reads stdin')
+@click.option("--limit", type=click.IntRange(1, 20), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("--batch", type=click.Path(allow_dash=True),
+              help='JSON lines {"id": ARTICLE_ID} in, one result line out per line')
+def related_cmd(article_id, index_dir, text, limit, as_json, batch):
+    """Show the articles related to ARTICLE_ID (or to --text), with the shared terms."""
+    from .related import open_model
+
+    if sum(x is not None for x in (article_id, text, batch)) != 1:
+        raise BadRequest("記事ID、--text、--batch のどれか一つを指定してください。",
+                         hint='kb related ARTICLE_ID | kb related --text "..." | '
+                              "kb related --batch FILE.jsonl")
+    model = open_model(index_dir)
+    if batch:
+        def answer(item):
+            wanted = item["id"]
+            if isinstance(wanted, int) and not isinstance(wanted, bool):
+                wanted = str(wanted)  # ids are strings; 123 and "123" name the same article
+            if not isinstance(wanted, str):
+                raise BadRequest("'id' must be a string")
+            found = model.for_article(wanted, limit)
+            return {"related": [{"id": r["id"], "score": r["score"], "terms": r["terms"]}
+                                for r in found["related"]]}
+
+        run_batch(batch, answer, ("id",))
+        return
+    if text is not None:
+        res = model.for_text(sys.stdin.read() if text == "-" else text, limit)
+    else:
+        res = model.for_article(article_id, limit)
+    if as_json:
+        click.echo(_dump({"ok": True, **res}))
+        return
+    if "title" in res:
+        click.echo(f"「{res['title']}」[{res['id']}] の関連事例")
+    if not res["related"]:
+        click.echo("関連事例は見つかりませんでした。")
+    for n, hit in enumerate(res["related"], 1):
+        click.echo(f"{n:>3}. {hit['title']}  [{hit['id']}] {hit['score']:.3f}")
+        if hit["terms"]:
+            click.echo(f"     共通する語: {'、'.join(hit['terms'])}")
+    if res["duplicates"]:
+        click.echo("ほぼ同じ内容の記事（関連事例には含めていません）:")
+        for hit in res["duplicates"]:
+            click.echo(f"   - {hit['title']}  [{hit['id']}] {hit['score']:.3f}")
 
 
 # --- serve ----------------------------------------------------------------------------

@@ -58,3 +58,10 @@ class IndexIncompatible(KBError):
     status = 503
     code = "index_incompatible"
     hint = "rebuild it: `kb index corpus/ --index DIR`"
+
+
+class TooLarge(KBError):
+    """送信された文章が長すぎます。"""
+
+    status = 413
+    code = "too_large"

@@ -21,14 +21,21 @@ from typing import Callable, Iterable, Sequence
 
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.formats import Positions
+from whoosh.system import pack_uint
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import TOC, clean_files
+from whoosh.writing import SegmentWriter
 
 from . import __version__
-from .analysis import ANALYSIS_VERSION, STOP_TAGS, AnalyzedText, Morph, analyze, sudachi_analyzer
+from .analysis import (ANALYSIS_VERSION, STOP_TAGS, Morph, analyze, bigram_analyzer, char_grams,
+                       join_analyzed, sudachi_analyzer)
 from .corpus import Article
 from .errors import ArticleNotFound, IndexIncompatible, IndexMissing
+from .readings import reading_tokens
 from .years import fiscal_year
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 META_FILE = "meta.json"
 GENERATION_PREFIX = "gen-"
 KEEP_GENERATIONS = 2  # the current one and the one before, for readers mid-swap
@@ -42,13 +49,50 @@ ANALYSIS_SETTINGS = {
 }
 
 
+class PostedText(str):
+    """A field value whose postings were computed in a worker process."""
+
+    postings: list
+
+    def __new__(cls, text: str, postings: list) -> "PostedText":
+        obj = super().__new__(cls, text)
+        obj.postings = postings
+        return obj
+
+
+class PreAnalysedText(TEXT):
+    """A TEXT field that takes ready-made postings (bulk builds) or analyses as usual."""
+
+    def index(self, value, **kwargs):
+        postings = getattr(value, "postings", None)
+        if postings is not None:
+            return iter(postings)
+        return super().index(value, **kwargs)
+
+
+_POSITIONS = Positions()
+
+
+def postings(morphs: list[Morph]) -> list[tuple[bytes, int, float, bytes]]:
+    """Return Whoosh's (term, freq, weight, encoded positions) rows for one field.
+
+    The same rows Whoosh's Positions format would make, computed where the
+    tokenising happened so the single writer process only appends them.
+    """
+    positions: dict[str, list[int]] = {}
+    for m in morphs:
+        positions.setdefault(m.text, []).append(m.position)
+    return [(term.encode("utf-8"), len(p), float(len(p)), _POSITIONS.encode(p))
+            for term, p in positions.items()]
+
+
 def make_schema() -> Schema:
     """Return the index schema."""
     text = sudachi_analyzer()
     return Schema(
         id=ID(stored=True, unique=True),
-        title=TEXT(analyzer=text, stored=True, phrase=True, field_boost=1.0),
-        body=TEXT(analyzer=text, stored=True, phrase=True),
+        title=PreAnalysedText(analyzer=text, stored=True, phrase=True),
+        body=PreAnalysedText(analyzer=text, stored=True, phrase=True),
         # place names, categories and tags, searchable as words too
         keywords=TEXT(analyzer=text, phrase=False),
         date=ID(stored=True, sortable=True),
@@ -60,7 +104,29 @@ def make_schema() -> Schema:
         url=STORED(),
         source=STORED(),
         path=STORED(),
+        # Search ranks with these three (kb/search.py); title and body stay for display,
+        # snippets and saying which field matched.
+        # title and body as one field, so BM25 saturates a word over the whole article
+        text=PreAnalysedText(analyzer=text, phrase=True),
+        # character bigrams of title and body, for words Sudachi segments differently
+        grams=PreAnalysedText(analyzer=bigram_analyzer(), phrase=False),
+        # "READING:term" for proper nouns, so かけがわ finds 掛川 (kb/readings.py)
+        yomi=KEYWORD(commas=True, scorable=False),
     )
+
+
+def search_fields(title: str, body: str, title_morphs: list[Morph],
+                  body_morphs: list[Morph]) -> dict:
+    """Return the postings of the ranking fields (text, grams) and the yomi tokens."""
+    joined = join_analyzed([(title, title_morphs), (body, body_morphs)])
+    grams: dict[str, int] = {}
+    for g in char_grams(title) + char_grams(body):
+        grams[g] = grams.get(g, 0) + 1
+    return {
+        "text": postings(joined.morphs),
+        "grams": [(g.encode("utf-8"), n, float(n), pack_uint(n)) for g, n in grams.items()],
+        "yomi": ",".join(reading_tokens(title_morphs + body_morphs)),
+    }
 
 
 # --- meta and generations ------------------------------------------------------------
@@ -136,14 +202,16 @@ class BuildStats:
     extra: dict = field(default_factory=dict)
 
 
-def article_fields(article: Article, title_morphs: list[Morph] | None = None,
-                   body_morphs: list[Morph] | None = None) -> dict:
-    """Return the Whoosh document for an article (pre-analysed text when given)."""
+def article_fields(article: Article, title_postings: list | None = None,
+                   body_postings: list | None = None, derived: dict | None = None) -> dict:
+    """Return the Whoosh document for an article (with ready-made postings when given)."""
     title, body = article.title, article.body
+    if derived is None:
+        derived = search_fields(title, body, analyze(title), analyze(body))
     doc = {
         "id": article.id,
-        "title": AnalyzedText(title, title_morphs) if title_morphs is not None else title,
-        "body": AnalyzedText(body, body_morphs) if body_morphs is not None else body,
+        "title": PostedText(title, title_postings) if title_postings is not None else title,
+        "body": PostedText(body, body_postings) if body_postings is not None else body,
         "_stored_title": str(title),
         "_stored_body": str(body),
         "keywords": " ".join(filter(None, [article.prefecture, article.municipality,
@@ -153,6 +221,9 @@ def article_fields(article: Article, title_morphs: list[Morph] | None = None,
         "url": article.url,
         "source": article.source,
         "path": article.path,
+        "text": PostedText("", derived["text"]),
+        "grams": PostedText("", derived["grams"]),
+        "yomi": derived["yomi"] or None,
     }
     if article.date:
         doc["date"] = article.date
@@ -164,32 +235,125 @@ def article_fields(article: Article, title_morphs: list[Morph] | None = None,
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def _analyse_pair(pair: tuple[str, str]) -> tuple[list[Morph], list[Morph]]:
-    return analyze(pair[0]), analyze(pair[1])
+def _analyse_one(job: tuple[str, str, Callable | None]) -> tuple[list, list, object, dict]:
+    """Tokenise one article once; return its postings and its features."""
+    title, body, features = job
+    tm, bm = analyze(title), analyze(body)
+    extra = features(tm, bm) if features is not None else (tm, bm)
+    return postings(tm), postings(bm), extra, search_fields(title, body, tm, bm)
 
 
-def analyse_articles(articles: Sequence[Article], procs: int = 1,
-                     progress: Callable[[int], None] | None = None
-                     ) -> list[tuple[list[Morph], list[Morph]]]:
-    """Tokenise titles and bodies, in worker processes when procs > 1."""
-    pairs = [(a.title, a.body) for a in articles]
-    if procs <= 1 or len(pairs) < 50:
-        out = []
-        for pair in pairs:
-            out.append(_analyse_pair(pair))
+# Set in the parent just before forking, so workers read the articles for free.
+_shard_articles: Sequence[Article] = ()
+_shard_done = None  # a multiprocessing.Value counting finished articles (progress)
+
+
+class MemoryPool:
+    """Whoosh's posting pool, kept in memory and sorted once.
+
+    Whoosh's own pool estimates sizes per posting, spills pickled runs to disk and
+    heap-merges them: over half of a bulk build. A shard's postings fit in memory.
+    """
+
+    def __init__(self):
+        self.items: list = []
+        self.fieldnames: set[str] = set()
+        self.add = self.items.append
+
+    def iter_postings(self):
+        self.fieldnames.update({item[0] for item in self.items})
+        self.items.sort()
+        return iter(self.items)
+
+    def cleanup(self):
+        self.items = []
+
+
+def _write_shard(job: tuple[str, int, int, Callable | None]) -> tuple[object, list]:
+    """Analyse articles[start:end] and write them as one Whoosh segment of the index.
+
+    Each worker tokenises and writes its own segment, so both the tokenising and
+    Whoosh's posting work use every core; the parent only lists the segments.
+    This uses SegmentWriter's segment hooks the way whoosh.multiproc does
+    (whoosh-reloaded is pinned to 2.7.5).
+    """
+    index_path, start, end, features = job
+    ix = whoosh_index.open_dir(index_path)
+    writer = SegmentWriter(ix, _lk=False)
+    writer.pool = MemoryPool()
+    extras = []
+    try:
+        for article in _shard_articles[start:end]:
+            tp, bp, extra, derived = _analyse_one((article.title, article.body, features))
+            writer.add_document(**article_fields(article, tp, bp, derived))
+            extras.append(extra)
+            if _shard_done is not None:
+                with _shard_done.get_lock():
+                    _shard_done.value += 1
+        if writer.docnum:
+            segment = writer._finalize_segment()
+        else:
+            writer._close_segment()
+            segment = None
+        # no writer._finish(): it would delete the temp folder other shards share
+    except BaseException:
+        writer.cancel()
+        raise
+    finally:
+        ix.close()
+    return segment, extras
+
+
+def _shards(articles: Sequence[Article], n: int) -> list[tuple[int, int]]:
+    """Cut articles into n contiguous ranges of about equal text length."""
+    sizes = [len(a.title) + len(a.body) for a in articles]
+    total, bounds, acc, start = sum(sizes) or 1, [], 0, 0
+    for i, size in enumerate(sizes):
+        acc += size
+        if acc * n >= total * (len(bounds) + 1) and len(bounds) < n - 1:
+            bounds.append((start, i + 1))
+            start = i + 1
+    bounds.append((start, len(articles)))
+    return [b for b in bounds if b[1] > b[0]]
+
+
+def write_segments(tmp_dir: Path, articles: Sequence[Article], procs: int,
+                   features: Callable | None, progress: "Progress | None") -> list:
+    """Fill a fresh index at tmp_dir with the articles; return per-article features."""
+    global _shard_articles, _shard_done
+    shards = _shards(articles, procs if len(articles) >= 64 else 1)
+    jobs = [(str(tmp_dir), a, b, features) for a, b in shards]
+    _shard_articles = articles
+    try:
+        if len(jobs) == 1:
+            results = [_write_shard(jobs[0])]
             if progress:
-                progress(1)
-        return out
-    import multiprocessing as mp
+                progress(len(articles))
+        else:
+            import multiprocessing as mp
 
-    ctx = mp.get_context("fork" if sys.platform != "win32" else "spawn")
-    out = []
-    with ctx.Pool(procs) as pool:
-        for item in pool.imap(_analyse_pair, pairs, chunksize=16):
-            out.append(item)
+            ctx = mp.get_context("fork")
+            _shard_done = ctx.Value("i", 0)
+            with ctx.Pool(len(jobs)) as pool:
+                pending = pool.map_async(_write_shard, jobs, chunksize=1)
+                while not pending.ready():
+                    pending.wait(0.2)
+                    if progress:
+                        progress(_shard_done.value - progress.done)
+                results = pending.get()
             if progress:
-                progress(1)
-    return out
+                progress(len(articles) - progress.done)
+    finally:
+        _shard_articles, _shard_done = (), None
+    # The folder is private to this build, so no lock: list the shards' segments
+    # in a new table of contents, as a Whoosh commit would.
+    segments = [seg for seg, _ in results if seg is not None]
+    storage = FileStorage(str(tmp_dir))
+    TOC(make_schema(), segments, 1).write(storage, whoosh_index._DEF_INDEX_NAME)
+    clean_files(storage, whoosh_index._DEF_INDEX_NAME, 1, segments)
+    for temp in tmp_dir.glob("*.tmp"):
+        shutil.rmtree(temp, ignore_errors=True)
+    return [extra for _, extras in results for extra in extras]
 
 
 class Progress:
@@ -216,12 +380,16 @@ class Progress:
 
 
 def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | None = None,
-          show_progress: bool = True, after_write: Callable[[Path, Sequence[Article], list],
-                                                             dict] | None = None) -> BuildStats:
+          show_progress: bool = True,
+          features: Callable[[list[Morph], list[Morph]], object] | None = None,
+          after_write: Callable[[Path, Sequence[Article], list], dict] | None = None
+          ) -> BuildStats:
     """Build a complete new index generation from articles and swap it in.
 
     `after_write(gen_dir, articles, analysed)` may add files to the generation (the
     related-articles model does) before the swap; its dict lands in meta.json.
+    `analysed[i]` is `features(title_morphs, body_morphs)` for article i, computed
+    in the tokenising worker (or the morph pair itself when no `features` is given).
     """
     started = time.perf_counter()
     index_dir = Path(index_dir)
@@ -233,18 +401,10 @@ def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | No
     procs = procs if procs is not None else min(os.cpu_count() or 1, 4)
     try:
         tmp_dir.mkdir()
-        progress = Progress(len(articles), "解析中", ) if show_progress else None
+        progress = Progress(len(articles), "索引作成中") if show_progress else None
         t0 = time.perf_counter()
-        analysed = analyse_articles(articles, procs, progress)
-        stats.analyse_seconds = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        ix = whoosh_index.create_in(str(tmp_dir), make_schema())
-        writer = ix.writer(limitmb=256)
-        for article, (tm, bm) in zip(articles, analysed):
-            writer.add_document(**article_fields(article, tm, bm))
-        writer.commit()
-        ix.close()
+        whoosh_index.create_in(str(tmp_dir), make_schema()).close()
+        analysed = write_segments(tmp_dir, articles, procs, features, progress)
         stats.write_seconds = time.perf_counter() - t0
 
         extra: dict = {}
@@ -253,9 +413,10 @@ def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | No
             extra = after_write(tmp_dir, articles, analysed) or {}
             stats.related_seconds = time.perf_counter() - t0
         stats.extra = extra
-        for name in os.listdir(tmp_dir):
-            with open(tmp_dir / name, "rb") as fh:
-                os.fsync(fh.fileno())
+        for path in tmp_dir.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
         os.rename(tmp_dir, index_dir / gen_name)
         _fsync_dir(index_dir)
         meta = {

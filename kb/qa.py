@@ -21,7 +21,7 @@ from .qa_features import (Passage, PassageCache, Span, Weights, coverage, match_
 from .search import MAX_QUERY_CHARS, search
 
 PASSAGES = 5  # articles read per question
-SENTENCES = 3  # best sentences searched for an answer span
+SENTENCES = 5  # best sentences searched for an answer span
 OTHER_CANDIDATES = 3  # further sentences shown beside the answer
 _cache = PassageCache()
 
@@ -142,26 +142,37 @@ def confidence_features(c: Candidates, best: dict, runner_up: dict | None) -> di
     return feats
 
 
-def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES) -> list[dict]:
-    """Score sentences, then spans in the best sentences; best answer first."""
+def joint_features(sent_logit: float, spans: list[Span], feats: dict, rank: int) -> dict:
+    """Features of a sentence once its spans are scored: is this where the answer is?"""
+    best = spans[0].score if spans else -10.0
+    second = spans[1].score if len(spans) > 1 else best - 5.0
+    top = spans[0].features if spans else {}
+    return {"bias": 1.0, "j_sent": sent_logit, "j_span": best, "j_gap": best - second,
+            "j_nospan": 0.0 if spans else 1.0, f"j_rank{min(rank, 3)}": 1.0,
+            "j_cov": feats["s_cov"], "j_overlap": top.get("c_overlap", 0.0),
+            "j_near": top.get("c_near", 0.0)}
+
+
+def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
+                 ) -> tuple[list[dict], list]:
+    """Score sentences, then spans in the best ones; one answer per sentence, best first."""
     scored = []
     for p, s, matches, feats in c.sentences:
         scored.append((dot(model["sentence"], feats), p, s, matches, feats))
     scored.sort(key=lambda r: -r[0])
     answers = []
-    for sent_logit, p, s, matches, feats in scored[:sentences]:
+    for rank, (sent_logit, p, s, matches, feats) in enumerate(scored[:sentences]):
         spans = span_candidates(c.question, c.weights, p, s, matches)
         for sp in spans:
             sp.score = dot(model["span"], sp.features)
         spans.sort(key=lambda sp: -sp.score)
         if not spans:
             continue
-        for rank, sp in enumerate(spans[:3]):
-            joint_f = {"bias": 1.0, "j_sent": sent_logit, "j_span": sp.score,
-                       "j_first": 1.0 if rank == 0 else 0.0}
-            answers.append({"passage": p, "sentence": s, "span": sp, "sent_logit": sent_logit,
-                            "span_logit": sp.score, "sent_feats": feats,
-                            "joint": dot(model["joint"], joint_f)})
+        jf = joint_features(sent_logit, spans, feats, rank)
+        answers.append({"passage": p, "sentence": s, "span": spans[0], "spans": spans[:3],
+                        "sent_logit": sent_logit, "span_logit": spans[0].score,
+                        "sent_feats": feats, "joint_feats": jf,
+                        "joint": dot(model["joint"], jf)})
     answers.sort(key=lambda a: -a["joint"])
     return answers, scored
 

@@ -29,6 +29,9 @@ _OPENERS = {"（": "）", "「": "」", "『": "』", "(": ")", "【": "】", "�
 _PARTICLES = ("は", "が", "を", "に", "の", "と", "で", "も", "や", "から", "へ", "まで", "より",
               "として", "という", "など")
 CACHE_SIZE = 512
+# Words that open a sentence continuing the one before (これを石油諸税と言う).
+_ANAPHORS = frozenset({"これ", "この", "それ", "その", "此れ", "此の", "其れ", "其の", "こう",
+                       "そう", "同", "こうした", "そうした", "このため", "そのため"})
 
 
 # --- analysed articles ----------------------------------------------------------------
@@ -254,7 +257,22 @@ def sentence_features(q: Question, wts: Weights, p: Passage, s: Sentence,
     before = [k for k in content if k < f]
     after = [k for k in content if k > f]
     rank = p.rank
+    n = len(s.units)
+    hit_units = sorted({i for i, _, _ in matches})
+    missing = [wts.weight[k] for k in content if got.get(k, 0.0) < 0.5]
+    first = s.units[0].surface if s.units else ""
+    prev_cov = coverage(q, wts, sents[s.index - 1].terms) if s.index > 0 else 0.0
     return {
+        "s_cov_prev": prev_cov,
+        "s_cov_next": coverage(q, wts, sents[s.index + 1].terms)
+        if s.index + 1 < len(sents) else 0.0,
+        "s_anaphor": 1.0 if first in _ANAPHORS or first[:1] in ("こ", "そ") and
+        first in _ANAPHORS else 0.0,
+        "s_anaphor_prev": prev_cov if first in _ANAPHORS else 0.0,
+        "s_novel": 1.0 - len(hit_units) / n if n else 0.0,
+        "s_missing": max(missing) / wts.total if missing else 0.0,
+        "s_compact": len(hit_units) / (hit_units[-1] - hit_units[0] + 1) if hit_units else 0.0,
+        "s_cov_top": cov if rank == 0 else 0.0,
         "bias": 1.0,
         "s_cov": cov,
         "s_cov2": cov * cov,

@@ -2,6 +2,18 @@
 
 `plan_query` turns what a user typed into a `QueryPlan` (no index needed), and
 `search` runs a plan against an open index; `kb search --explain` prints the plan.
+
+How a query is read:
+- each space-separated chunk is a clause; its C units are words (`Unit`), and each
+  word may be found in several ways (`Alt`): as typed, through the synonym list,
+  as another spelling of a year (令和5年度 = 2023年度), or for kana, through the
+  readings of the index's proper nouns (かけがわ = 掛川);
+- a keyword query needs every clause; a natural-language question (a question word,
+  a question mark, or four or more words joined by particles) needs any word and
+  ranks by how well the article matches, with question words left out;
+- when nothing matches, the query is relaxed step by step (any word, then compounds
+  split into their parts, then the characters as typed) and the result says so;
+- when little or nothing matches, the index's vocabulary suggests a spelling (もしかして).
 """
 from __future__ import annotations
 
@@ -9,22 +21,29 @@ import math
 import re
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 
 from whoosh import query as wq
 from whoosh import sorting
 
-from .analysis import Morph, analyze
+from . import ranking
+from .analysis import Morph, analyze, char_grams, is_kana
 from .errors import BadQuery
+from .facets import facet_counts
 from .index import OpenIndex
+from .readings import reading_terms
 from .snippets import make_snippet
-from .years import parse_year, year_label
+from .suggest import correct_word
+from .synonyms import SynonymTable
+from .synonyms import load as load_synonyms
+from .years import parse_year, year_matches
 
 MAX_QUERY_CHARS = 1000
 MAX_PER_PAGE = 100
 MAX_PAGE = 1000
-TITLE_BOOST = 2.0
-KEYWORDS_BOOST = 1.0
+FEW_RESULTS = 3  # fewer hits than this, and spelling suggestions are looked for
+QUESTION_MIN_WORDS = 4  # this many words joined by particles read as a sentence
 SORTS = ("relevance", "date")
 # Filter names as typed (English and Japanese) -> the canonical filter name.
 FILTER_ALIASES = {
@@ -33,11 +52,46 @@ FILTER_ALIASES = {
     "year": "year", "年度": "year",
 }
 FILTERS = ("prefecture", "category", "year")
+FIELD_LABELS = {"title": "タイトル", "body": "本文", "keywords": "キーワード"}
+VIA_LABELS = {"synonym": "同義語", "reading": "読み", "year": "年度の言い換え", "chars": "文字列"}
 _QUOTES = {'"': '"', "“": "”", "「": "」", "『": "』", "＂": "＂"}
 _SPACE = re.compile(r"[\s\u3000]+")
+_HIRAGANA = re.compile(r"[\u3041-\u309f]")
+_QUESTION_END = re.compile(r"[?？]\W*$|か[。.]?$")
 
 
 # --- the plan -------------------------------------------------------------------------
+
+
+@dataclass
+class Alt:
+    """One way a word may appear in an article."""
+
+    terms: tuple[str, ...]
+    parts: tuple[tuple[str, ...], ...]  # each term's A units; () when it does not split
+    via: str = "word"  # word | synonym | reading | year
+    text: str = ""  # as shown to people
+    phrase: bool = False  # the terms in this order, next to each other (else anywhere)
+
+    def sequence(self) -> list[str]:
+        """A-unit terms in order: they sit at consecutive index positions."""
+        out: list[str] = []
+        for term, parts in zip(self.terms, self.parts):
+            out.extend(parts or (term,))
+        return out
+
+
+@dataclass
+class Unit:
+    """A word of a clause: what was typed and every way it may be found."""
+
+    text: str
+    alts: list[Alt]
+    weight: float = 1.0
+
+    @property
+    def expanded(self) -> list[Alt]:
+        return [a for a in self.alts if a.via != "word"]
 
 
 @dataclass
@@ -47,10 +101,18 @@ class Clause:
     text: str
     morphs: list[Morph]
     phrase: bool = False
+    units: list[Unit] = field(default_factory=list)
+    alternatives: list["Clause"] = field(default_factory=list)  # "A OR B"
 
     @property
     def terms(self) -> list[str]:
         return [m.text for m in self.morphs]
+
+    def all_units(self) -> list[Unit]:
+        """The words of this clause, or of each alternative of an OR."""
+        if self.alternatives:
+            return [u for c in self.alternatives for u in c.units]
+        return self.units
 
 
 @dataclass
@@ -61,25 +123,66 @@ class QueryPlan:
     clauses: list[Clause] = field(default_factory=list)
     excluded: list[Clause] = field(default_factory=list)
     filters: dict[str, list] = field(default_factory=dict)
+    question: bool = False  # read as a natural-language question: any word, ranked
+    ignored: list[str] = field(default_factory=list)  # question words left out
+
+    def units(self) -> list[Unit]:
+        """Every word of every clause."""
+        return [u for c in self.clauses for u in c.all_units()]
 
     def match_terms(self) -> set[str]:
         """Every term a matching document may contain (for highlighting)."""
         out: set[str] = set()
-        for clause in self.clauses:
-            for m in clause.morphs:
-                out.add(m.text)
-                out.update(m.parts)
+        for unit in self.units():
+            for alt in unit.alts:
+                out.update(alt.terms)
+                for parts in alt.parts:
+                    out.update(parts)
+        return out
+
+    def expansions(self) -> list[dict]:
+        """What synonyms, years and readings added, for people to see."""
+        out = []
+        for unit in self.units():
+            by_via: dict[str, list[str]] = {}
+            for alt in unit.expanded:
+                by_via.setdefault(alt.via, []).append(alt.text)
+            for via, texts in by_via.items():
+                out.append({"type": via, "from": unit.text, "to": texts,
+                            "message": expansion_message(via, unit.text, texts)})
         return out
 
     def describe(self) -> dict:
         """A readable form of the plan for --explain and the API."""
         return {
-            "clauses": [{"text": c.text, "terms": c.terms, "phrase": c.phrase}
+            "clauses": [{"text": c.text, "terms": c.terms, "phrase": c.phrase,
+                         "words": [_describe_unit(u) for u in c.all_units()]}
                         for c in self.clauses],
             "excluded": [{"text": c.text, "terms": c.terms} for c in self.excluded],
             "filters": self.filters,
-            "whoosh": str(to_whoosh(self, "and")) if self.clauses else None,
+            "question": self.question,
+            "ignored": self.ignored,
+            "whoosh": str(to_whoosh(self, "or" if self.question else "and"))
+            if self.clauses else None,
         }
+
+
+def _describe_unit(unit: Unit) -> dict:
+    return {"text": unit.text, "weight": unit.weight,
+            "alternatives": [{"terms": list(a.terms), "via": a.via, "text": a.text,
+                              "phrase": a.phrase} for a in unit.alts]}
+
+
+def expansion_message(via: str, word: str, texts: list[str]) -> str:
+    """Say in Japanese what an expansion added to the query."""
+    listed = "」「".join(texts)
+    if via == "synonym":
+        return f"「{word}」の同義語「{listed}」も検索しています。"
+    if via == "year":
+        return f"「{word}」を「{listed}」としても検索しています。"
+    if via == "reading":
+        return f"読み「{word}」を「{listed}」としても検索しています。"
+    return f"「{word}」を「{listed}」としても検索しています。"
 
 
 def _split_chunks(text: str) -> list[tuple[str, bool, bool]]:
@@ -120,7 +223,59 @@ def _read_filter(name: str, value: str, filters: dict[str, list]) -> None:
         filters.setdefault(name, []).append(value)
 
 
-def plan_query(text: str, filters: dict[str, list[str]] | None = None) -> QueryPlan:
+def _word_alt(morphs: list[Morph], via: str = "word") -> Alt:
+    return Alt(tuple(m.text for m in morphs), tuple(m.parts for m in morphs), via,
+               "".join(m.surface for m in morphs), phrase=False)
+
+
+def _units(chunk: str, morphs: list[Morph], synonyms: SynonymTable | None) -> list[Unit]:
+    """Group a chunk's morphs into words, with year spellings and synonyms as alternatives."""
+    terms = [m.text for m in morphs]
+    spans: list[tuple[int, int, list[Alt]]] = []
+    taken: set[int] = set()
+    for start, end, _year, spellings in year_matches(terms):
+        typed = _word_alt(morphs[start:end])
+        typed.phrase = True
+        alts = [typed] + [Alt(s, tuple(() for _ in s), "year", "".join(s), phrase=True)
+                          for s in spellings]
+        spans.append((start, end, alts))
+        taken.update(range(start, end))
+    if synonyms is not None and len(synonyms):
+        for start, end, found in synonyms.matches(terms):
+            if taken.intersection(range(start, end)):
+                continue
+            alts = [_word_alt(morphs[start:end])]
+            alts += [Alt(s.terms, s.parts, "synonym", s.text, phrase=len(s.terms) > 1)
+                     for s in found]
+            spans.append((start, end, alts))
+            taken.update(range(start, end))
+    by_start = {s[0]: s for s in spans}
+    units: list[Unit] = []
+    i = 0
+    while i < len(morphs):
+        if i in by_start:
+            start, end, alts = by_start[i]
+            weight = max(ranking.term_weight(m.pos) for m in morphs[start:end])
+            units.append(Unit(alts[0].text, alts, weight))
+            i = end
+        else:
+            m = morphs[i]
+            units.append(Unit(m.surface, [_word_alt([m])], ranking.term_weight(m.pos)))
+            i += 1
+    return units
+
+
+def _has_particles(chunk: str, morphs: list[Morph]) -> bool:
+    """True when the chunk has hiragana no kept word covers (particles, endings)."""
+    covered = [False] * len(chunk)
+    for m in morphs:
+        for k in range(max(m.start, 0), min(m.end, len(chunk))):
+            covered[k] = True
+    return any(not c and _HIRAGANA.match(ch) for ch, c in zip(chunk, covered))
+
+
+def plan_query(text: str, filters: dict[str, list[str]] | None = None,
+               synonyms: SynonymTable | None = None) -> QueryPlan:
     """Parse user syntax: words, "phrases", -exclusions, prefecture:/category:/year: filters."""
     if text is None:
         text = ""
@@ -134,25 +289,17 @@ def plan_query(text: str, filters: dict[str, list[str]] | None = None) -> QueryP
         canonical = FILTER_ALIASES.get(name)
         if canonical is None:
             raise BadQuery(f"「{name}」という絞り込み条件はありません（使えるもの: {', '.join(FILTERS)}）。")
-        if isinstance(values, (str, int)):
-            values = [values]
-        if not isinstance(values, (list, tuple)):
-            raise BadQuery(f"絞り込み条件「{name}」の値が正しくありません。")
         for value in values:
-            if not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise BadQuery(f"絞り込み条件「{name}」の値が正しくありません。")
-            value = str(value)
-            if value.strip():
+            if value and value.strip():
                 _read_filter(canonical, value.strip(), plan.filters)
     pending_or = False
+    particles = False
     for chunk, is_phrase, negate in _split_chunks(text):
         if not is_phrase and not negate:
             if chunk == "OR" and plan.clauses:
                 pending_or = True
                 continue
-            if chunk == "AND":
-                continue
-            if chunk == "NOT":
+            if chunk in ("AND", "NOT"):
                 continue
             name, sep, value = chunk.partition(":")
             if not sep:
@@ -165,72 +312,163 @@ def plan_query(text: str, filters: dict[str, list[str]] | None = None) -> QueryP
         if not morphs:
             continue
         clause = Clause(chunk, morphs, phrase=is_phrase)
+        if is_phrase:
+            alt = _word_alt(morphs)
+            alt.phrase = True
+            clause.units = [Unit(chunk, [alt])]
+        else:
+            clause.units = _units(chunk, morphs, synonyms)
+            particles = particles or _has_particles(chunk, morphs)
         if negate:
             plan.excluded.append(clause)
         elif pending_or:
             prev = plan.clauses[-1]
             # "A OR B" becomes one clause whose alternatives are A and B
-            alternatives = getattr(prev, "alternatives", [prev])
             merged = Clause(f"{prev.text} OR {chunk}", prev.morphs + morphs)
-            merged.alternatives = alternatives + [clause]  # type: ignore[attr-defined]
+            merged.alternatives = (prev.alternatives or [prev]) + [clause]
             plan.clauses[-1] = merged
         else:
             plan.clauses.append(clause)
         pending_or = False
     if not plan.clauses and not plan.filters:
         raise BadQuery("検索語を入力してください。")
+    _read_as_question(plan, particles)
     return plan
+
+
+def _read_as_question(plan: QueryPlan, particles: bool) -> None:
+    """Decide whether the query is a sentence, and leave out its question words."""
+    plain = [c for c in plan.clauses if not c.phrase and not c.alternatives]
+    asked = [u for c in plain for u in c.units
+             if len(u.alts) == 1 and len(u.alts[0].terms) == 1
+             and u.alts[0].terms[0] in ranking.QUESTION_WORDS]
+    words = len(plan.units()) - len(asked)
+    plan.question = bool(asked) or bool(_QUESTION_END.search(plan.text)) or (
+        particles and words >= QUESTION_MIN_WORDS)
+    if asked and words > 0:
+        for c in plain:
+            kept = [u for u in c.units if u not in asked]
+            plan.ignored.extend(u.text for u in c.units if u in asked)
+            c.units = kept
+        plan.clauses = [c for c in plan.clauses if c.all_units()]
+
+
+def add_readings(plan: QueryPlan, searcher) -> None:
+    """Let a word typed in kana only find the proper nouns that read that way."""
+    for clause in plan.clauses:
+        for c in clause.alternatives or [clause]:
+            if c.phrase or not is_kana(c.text):
+                continue
+            found = reading_terms(searcher, c.text)
+            if not found:
+                continue
+            typed = _word_alt(c.morphs)
+            typed.phrase = len(typed.terms) > 1
+            alts = [typed] + [Alt((t,), ((),), "reading", t) for t in found]
+            c.units = [Unit(c.text, alts)]
 
 
 # --- plan -> Whoosh query -----------------------------------------------------------
 
-
-def _phrase_terms(morphs: list[Morph]) -> list[str]:
-    """A-unit terms in order, which sit at consecutive index positions."""
-    out: list[str] = []
-    for m in morphs:
-        out.extend(m.parts or (m.text,))
-    return out
+TEXT, GRAMS = "text", "grams"
 
 
-def _morph_query(m: Morph) -> wq.Query:
-    """Match one query word in any text field, or its A units as a phrase."""
-    alts: list[wq.Query] = [
-        wq.Term("title", m.text, boost=TITLE_BOOST),
-        wq.Term("body", m.text),
-        wq.Term("keywords", m.text, boost=KEYWORDS_BOOST),
-    ]
-    if len(m.parts) > 1:
-        alts.append(wq.Phrase("title", list(m.parts), boost=TITLE_BOOST))
-        alts.append(wq.Phrase("body", list(m.parts)))
-    return wq.Or(alts)
+def _term_query(term: str, parts: tuple[str, ...], weight: float) -> wq.Query:
+    """Match one term in the article (title and body as one), its title, or its keywords."""
+    found = wq.Or([wq.Term(TEXT, term, boost=weight),
+                   wq.Term("title", term, boost=weight * ranking.TITLE_WEIGHT),
+                   wq.Term("keywords", term, boost=weight * ranking.KEYWORDS_WEIGHT)])
+    if len(parts) > 1:
+        # a compound written differently still matches through its A units, in order
+        found = wq.DisjunctionMax([found, wq.Phrase(TEXT, list(parts),
+                                                    boost=weight * ranking.PARTS_WEIGHT)])
+    return found
+
+
+def _alt_query(alt: Alt, weight: float) -> wq.Query:
+    weight *= ranking.VIA_WEIGHT.get(alt.via, 1.0)
+    if alt.phrase and len(alt.sequence()) > 1:
+        return wq.Phrase(TEXT, alt.sequence(), boost=weight)
+    parts = [_term_query(t, p, weight) for t, p in zip(alt.terms, alt.parts)]
+    return parts[0] if len(parts) == 1 else wq.And(parts)
+
+
+def _unit_query(unit: Unit) -> wq.Query:
+    alts = [_alt_query(a, unit.weight) for a in unit.alts]
+    return alts[0] if len(alts) == 1 else wq.DisjunctionMax(alts)
 
 
 def _clause_query(clause: Clause, conjunction: type) -> wq.Query:
-    alternatives = getattr(clause, "alternatives", None)
-    if alternatives:
-        return wq.Or([_clause_query(c, conjunction) for c in alternatives])
-    if clause.phrase and len(clause.morphs) > 1:
-        words = _phrase_terms(clause.morphs)
-        return wq.Or([wq.Phrase("title", words, boost=TITLE_BOOST), wq.Phrase("body", words)])
-    parts = [_morph_query(m) for m in clause.morphs]
+    if clause.alternatives:
+        return wq.Or([_clause_query(c, conjunction) for c in clause.alternatives])
+    parts = [_unit_query(u) for u in clause.units]
     return parts[0] if len(parts) == 1 else conjunction(parts)
 
 
-def to_whoosh(plan: QueryPlan, mode: str = "and") -> wq.Query:
-    """Return the Whoosh query for a plan: every clause required ("and") or any ("or")."""
+def _split_query(plan: QueryPlan) -> wq.Query | None:
+    """Any A unit of any word, each on its own (only when some word is a compound)."""
+    terms: dict[str, float] = {}
+    compound = False
+    for unit in plan.units():
+        for term, parts in zip(unit.alts[0].terms, unit.alts[0].parts):
+            compound = compound or len(parts) > 1
+            for t in parts or (term,):
+                terms[t] = max(terms.get(t, 0.0), unit.weight)
+    if not compound:
+        return None
+    return wq.Or([_term_query(t, (), w) for t, w in terms.items()])
+
+
+def _chars_query(plan: QueryPlan) -> wq.Query | None:
+    """Articles holding every character bigram of a clause as typed (a substring search)."""
+    per_clause = []
+    for clause in plan.clauses:
+        grams = sorted({g for g in char_grams(clause.text) if len(g) == 2})
+        if grams:
+            per_clause.append(wq.And([wq.Term(GRAMS, g) for g in grams]))
+    if not per_clause:
+        return None
+    return per_clause[0] if len(per_clause) == 1 else wq.Or(per_clause)
+
+
+def to_whoosh(plan: QueryPlan, mode: str = "and") -> wq.Query | None:
+    """Return the Whoosh query that decides which articles match.
+
+    mode "and": every clause; "or": any word; "split": any part of any word;
+    "chars": the characters of a clause as typed. None when a mode does not apply.
+    """
     if not plan.clauses:
         return wq.Every()
     if mode == "and":
-        return wq.And([_clause_query(c, wq.And) for c in plan.clauses])
-    # OR mode: every word of every clause is optional, so long questions still match
-    parts: list[wq.Query] = []
-    for c in plan.clauses:
-        if c.phrase or getattr(c, "alternatives", None):
-            parts.append(_clause_query(c, wq.Or))
-        else:
-            parts.extend(_morph_query(m) for m in c.morphs)
-    return wq.Or(parts)
+        parts = [_clause_query(c, wq.And) for c in plan.clauses]
+        return parts[0] if len(parts) == 1 else wq.And(parts)
+    if mode == "or":
+        parts = []
+        for c in plan.clauses:
+            if c.alternatives or c.phrase:
+                parts.append(_clause_query(c, wq.Or))
+            else:
+                parts.extend(_unit_query(u) for u in c.units)
+        return parts[0] if len(parts) == 1 else wq.Or(parts)
+    if mode == "split":
+        return _split_query(plan)
+    if mode == "chars":
+        return _chars_query(plan)
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def scoring_query(plan: QueryPlan, match: wq.Query) -> wq.Query:
+    """Add the character-bigram score of what was typed to the query that matches.
+
+    Search runs it filtered to the documents `match` found, so the bigrams only score.
+    (Whoosh's AndMaybe would say that directly, but with a result limit it dropped
+    top-scoring documents.)
+    """
+    grams = Counter(g for c in plan.clauses for g in char_grams(c.text))
+    if not grams or isinstance(match, wq.Every):
+        return match
+    return wq.Or([match] + [wq.Term(GRAMS, g, boost=ranking.GRAMS_WEIGHT * n)
+                            for g, n in sorted(grams.items())])
 
 
 def filter_query(filters: dict[str, list]) -> wq.Query | None:
@@ -261,39 +499,6 @@ def exclusion_query(plan: QueryPlan) -> wq.Query | None:
 # --- running --------------------------------------------------------------------------
 
 
-def _facets() -> dict:
-    return {
-        "prefecture": sorting.FieldFacet("prefecture"),
-        "category": sorting.FieldFacet("categories", allow_overlap=True),
-        "year": sorting.FieldFacet("year"),
-    }
-
-
-def _facet_counts(results, filters: dict) -> dict:
-    out = {}
-    for name in ("prefecture", "category", "year"):
-        try:
-            groups = results.groups(name)
-        except KeyError:
-            groups = {}
-        items = []
-        for value, count in groups.items():
-            if value in (None, "", b""):
-                continue
-            if name == "year":
-                item = {"value": int(value), "label": year_label(int(value)), "count": count}
-            else:
-                item = {"value": value, "label": value, "count": count}
-            item["selected"] = item["value"] in filters.get(name, [])
-            items.append(item)
-        if name == "year":
-            items.sort(key=lambda x: -x["value"])
-        else:
-            items.sort(key=lambda x: (-x["count"], x["value"]))
-        out[name] = items
-    return out
-
-
 def _check_paging(page: int, per_page: int, sort: str) -> None:
     if not isinstance(page, int) or page < 1 or page > MAX_PAGE:
         raise BadQuery(f"ページ番号は 1 から {MAX_PAGE} の整数で指定してください。")
@@ -303,9 +508,59 @@ def _check_paging(page: int, per_page: int, sort: str) -> None:
         raise BadQuery("並び順は relevance（関連度）か date（日付）を指定してください。")
 
 
-def _hit_data(hit, plan: QueryPlan, terms: set[str]) -> dict:
+def relaxed_message(plan: QueryPlan, mode: str = "or") -> str:
+    """The Japanese note shown when the query had to be relaxed to find anything."""
+    words = " ".join(c.text for c in plan.clauses)
+    if mode == "split":
+        parts = "・".join(dict.fromkeys(
+            t for u in plan.units() for term, p in zip(u.alts[0].terms, u.alts[0].parts)
+            for t in (p or (term,))))
+        return f"「{words}」の一致がないため、複合語を分けた語（{parts}）で検索しています。"
+    if mode == "chars":
+        return f"「{words}」に一致する語がないため、文字の並びが一致する記事を表示しています。"
+    return f"「{words}」の一致がないため、一部の語で検索しています。"
+
+
+def _allowed(searcher, plan: QueryPlan) -> set[int] | None:
+    """Document numbers the filters and exclusions leave (None: every document)."""
+    fq, mask = filter_query(plan.filters), exclusion_query(plan)
+    if fq is None and mask is None:
+        return None
+    allowed = (set(searcher.docs_for_query(fq)) if fq is not None
+               else set(range(searcher.doc_count_all())))
+    if mask is not None:
+        allowed.difference_update(searcher.docs_for_query(mask))
+    return allowed
+
+
+def _match(searcher, plan: QueryPlan, allowed: set[int] | None
+           ) -> tuple[str, wq.Query | None, set[int]]:
+    """Find the strictest reading of the plan that matches: (mode, query, documents)."""
+    if not plan.clauses:
+        docs = set(searcher.docs_for_query(wq.Every()))
+        return "filters", wq.Every(), docs if allowed is None else docs & allowed
+    modes = [] if plan.question else ["and"]
+    if plan.question or len(plan.units()) > 1 or any(c.alternatives for c in plan.clauses):
+        modes.append("or")
+    modes += ["split", "chars"]
+    seen: set[str] = set()
+    q = None
+    for mode in modes:
+        q = to_whoosh(plan, mode)
+        if q is None or str(q) in seen:
+            continue
+        seen.add(str(q))
+        docs = set(searcher.docs_for_query(q))
+        if allowed is not None:
+            docs &= allowed
+        if docs:
+            return mode, q, docs
+    return "none", q, set()
+
+
+def _hit_data(hit, terms: set[str], literals: list[str]) -> dict:
     stored = hit.fields()
-    snippet = make_snippet(stored.get("body", ""), terms)
+    snippet = make_snippet(stored.get("body", ""), terms, literals=literals)
     return {
         "id": stored["id"],
         "title": stored.get("title", ""),
@@ -322,40 +577,110 @@ def _hit_data(hit, plan: QueryPlan, terms: set[str]) -> dict:
     }
 
 
-def relaxed_message(plan: QueryPlan) -> str:
-    """The Japanese note shown when AND found nothing and OR was used."""
-    words = " ".join(c.text for c in plan.clauses)
-    return f"「{words}」の一致がないため、一部の語で検索しています。"
+def _field_query(alt: Alt, fieldname: str) -> wq.Query:
+    """The query of one alternative inside one field (for explaining a hit)."""
+    if alt.phrase and len(alt.sequence()) > 1 and fieldname != "keywords":
+        return wq.Phrase(fieldname, alt.sequence())
+    terms = []
+    for term, parts in zip(alt.terms, alt.parts):
+        q = wq.Term(fieldname, term)
+        if len(parts) > 1 and fieldname != "keywords":
+            q = wq.Or([q, wq.Phrase(fieldname, list(parts))])
+        terms.append(q)
+    return terms[0] if len(terms) == 1 else wq.And(terms)
+
+
+def explain_hits(searcher, plan: QueryPlan, docnums: list[int], mode: str) -> dict[int, list]:
+    """For each hit: which word matched in which field, and how (word/synonym/reading/year)."""
+    wanted = set(docnums)
+    out: dict[int, list] = {d: [] for d in docnums}
+    if mode == "chars":
+        for clause in plan.clauses:
+            for d in docnums:
+                stored = searcher.stored_fields(d)
+                for name in ("title", "body"):
+                    text = unicodedata.normalize("NFKC", stored.get(name, "")).lower()
+                    if unicodedata.normalize("NFKC", clause.text).lower() in text:
+                        out[d].append({"term": clause.text, "field": name, "via": "chars"})
+        return out
+    for unit in plan.units():
+        for alt in unit.alts:
+            for name in ("title", "body", "keywords"):
+                q = _field_query(alt, name)
+                for d in wanted.intersection(searcher.docs_for_query(q)):
+                    entry = {"term": alt.text, "field": name, "via": alt.via}
+                    if entry not in out[d]:
+                        out[d].append(entry)
+    return out
+
+
+def _suggestions(searcher, plan: QueryPlan, allowed: set[int] | None) -> list[dict]:
+    """もしかして: the query with each word that finds (almost) nothing corrected."""
+    text, changes = plan.text, []
+    for clause in plan.clauses:
+        if clause.phrase or clause.alternatives or len(clause.text) < 2:
+            continue
+        if any(a.via == "reading" for u in clause.units for a in u.alts):
+            continue  # a kana word that already reads as a name is not misspelt
+        docs = set(searcher.docs_for_query(_clause_query(clause, wq.And)))
+        found = len(docs if allowed is None else docs & allowed)
+        if found >= FEW_RESULTS:
+            continue
+        better = correct_word(searcher, clause.text, found, allowed)
+        if better and better != clause.text:
+            changes.append({"from": clause.text, "to": better})
+            text = text.replace(clause.text, better, 1)
+    if not changes:
+        return []
+    return [{"query": text, "changes": changes,
+             "message": f"もしかして: {text}"}]
 
 
 def search(index: OpenIndex, text: str, *, filters: dict[str, list[str]] | None = None,
            page: int = 1, per_page: int = 10, sort: str = "relevance",
-           snippets: bool = True) -> dict:
-    """Run a query and return plain data: hits, total, facets, how the query was read."""
+           snippets: bool = True, explain: bool = False,
+           synonyms: SynonymTable | str | None = None) -> dict:
+    """Run a query and return plain data: hits, total, facets, how the query was read.
+
+    `synonyms` is a SynonymTable or the path of a synonym file (see kb/synonyms.py);
+    `explain` adds to each hit the words that matched and where ("matched").
+    """
     started = time.perf_counter()
     _check_paging(page, per_page, sort)
-    plan = plan_query(text, filters)
-    searcher = index.searcher()
-    mask = exclusion_query(plan)
-    fq = filter_query(plan.filters)
-    kwargs = dict(filter=fq, mask=mask, groupedby=_facets(), maptype=sorting.Count,
-                  limit=page * per_page)
-    if sort == "date":
-        kwargs["sortedby"] = sorting.FieldFacet("date", reverse=True)
+    if synonyms is not None and not isinstance(synonyms, SynonymTable):
+        synonyms = load_synonyms(synonyms)
+    plan = plan_query(text, filters, synonyms=synonyms)
+    searcher = ranking.ranked_searcher(index)
+    add_readings(plan, searcher)
+    allowed = _allowed(searcher, plan)
+    mode, match, docs = _match(searcher, plan, allowed)
     relaxed = None
-    q = to_whoosh(plan, "and")
-    results = searcher.search(q, **kwargs)
-    if results.scored_length() == 0 and len(plan.clauses) and _term_count(plan) > 1:
-        q = to_whoosh(plan, "or")
-        results = searcher.search(q, **kwargs)
-        if results.scored_length():
-            relaxed = {"mode": "or", "message": relaxed_message(plan)}
-    total = len(results)
-    terms = plan.match_terms()
+    if mode in ("or", "split", "chars") and not (mode == "or" and plan.question):
+        relaxed = {"mode": mode, "message": relaxed_message(plan, mode)}
+
+    hits: list[dict] = []
     first = (page - 1) * per_page
-    hits = [_hit_data(h, plan, terms) if snippets else {"id": h["id"], "title": h["title"],
-                                                         "score": round(float(h.score or 0), 4)}
-            for h in results[first:first + per_page]]
+    if docs and first < len(docs):
+        # optimize=False: Whoosh's block-max skipping returned a different top ten
+        # than scoring every match (measured on JSQuAD), so every match is scored
+        kwargs: dict = {"limit": page * per_page, "filter": docs, "optimize": False}
+        if sort == "date":
+            kwargs["sortedby"] = sorting.FieldFacet("date", reverse=True)
+        q = match if mode in ("chars", "filters") else scoring_query(plan, match)
+        page_hits = searcher.search(q, **kwargs)[first:first + per_page]
+        terms = plan.match_terms()
+        literals = [c.text for c in plan.clauses] if mode == "chars" else []
+        for h in page_hits:
+            hits.append(_hit_data(h, terms, literals) if snippets else
+                        {"id": h["id"], "title": h["title"], "score": round(float(h.score or 0), 4)})
+        if explain:
+            matched = explain_hits(searcher, plan, [h.docnum for h in page_hits], mode)
+            for hit, h in zip(hits, page_hits):
+                hit["matched"] = matched[h.docnum]
+    suggestions = []
+    if plan.clauses and (len(docs) < FEW_RESULTS or relaxed is not None):
+        suggestions = _suggestions(searcher, plan, allowed)
+    total = len(docs)
     return {
         "query": plan.text,
         "total": total,
@@ -365,11 +690,25 @@ def search(index: OpenIndex, text: str, *, filters: dict[str, list[str]] | None 
         "sort": sort,
         "filters": plan.filters,
         "relaxed": relaxed,
+        "question": plan.question,
+        "ignored": plan.ignored,
+        "expansions": plan.expansions(),
+        "suggestions": suggestions,
         "hits": hits,
-        "facets": _facet_counts(results, plan.filters),
+        "facets": facet_counts(searcher, docs, plan.filters),
         "took_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 
 
-def _term_count(plan: QueryPlan) -> int:
-    return sum(len(c.morphs) for c in plan.clauses)
+def matched_label(matched: list[dict]) -> str:
+    """Say compactly which words matched where: 窓口(本文), 業務委託(タイトル・同義語)."""
+    fields: dict[tuple[str, str], list[str]] = {}
+    for m in matched:
+        fields.setdefault((m["term"], m["via"]), []).append(FIELD_LABELS.get(m["field"], m["field"]))
+    out = []
+    for (term, via), names in fields.items():
+        notes = list(dict.fromkeys(names))
+        if via in VIA_LABELS:
+            notes.append(VIA_LABELS[via])
+        out.append(f"{term}({'・'.join(notes)})")
+    return ", ".join(out)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from html import escape
 
 from .analysis import analyze, split_sentences
@@ -9,9 +10,21 @@ from .analysis import analyze, split_sentences
 SNIPPET_CHARS = 160
 
 
-def match_spans(text: str, terms: set[str]) -> list[tuple[int, int]]:
-    """Return merged (start, end) spans of the words in text whose term is in terms."""
-    spans = sorted((m.start, m.end) for m in analyze(text) if m.text in terms)
+def match_spans(text: str, terms: set[str], literals: Iterable[str] = ()) -> list[tuple[int, int]]:
+    """Return merged (start, end) spans of the words in text whose term is in terms.
+
+    `literals` are strings marked wherever they occur as typed (case aside), for
+    matches that are not words (a search by characters).
+    """
+    spans = [(m.start, m.end) for m in analyze(text) if m.text in terms] if terms else []
+    folded = text.lower()
+    for literal in literals:
+        literal = literal.lower()
+        start = folded.find(literal) if literal else -1
+        while start >= 0:
+            spans.append((start, start + len(literal)))
+            start = folded.find(literal, start + len(literal))
+    spans.sort()
     merged: list[tuple[int, int]] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:
@@ -65,11 +78,12 @@ def _window(spans: list[tuple[int, int]], sentences: list[tuple[int, int]],
     return start, end
 
 
-def make_snippet(text: str, terms: set[str], length: int = SNIPPET_CHARS) -> dict:
+def make_snippet(text: str, terms: set[str], length: int = SNIPPET_CHARS,
+                 literals: Iterable[str] = ()) -> dict:
     """Return {"text", "html", "spans"}: a short extract around the matches."""
     if not text:
         return {"text": "", "html": "", "spans": []}
-    spans = match_spans(text, terms) if terms else []
+    spans = match_spans(text, terms, literals) if terms or literals else []
     sentences = split_sentences(text) or [(0, len(text))]
     start, end = _window(spans, sentences, length)
     if end - start > length:

@@ -54,3 +54,53 @@ def parse_year(value: str) -> int | None:
 def year_label(year: int) -> str:
     """Label a fiscal year for people: 2023年度（令和5年度）."""
     return f"{year}年度（{year_to_era(year)}年度）"
+
+
+# --- years inside a query: 令和5年度 also finds 2023年度 and the other way round -----
+
+ERA_END = {"令和": None, "平成": 1989 + 31 - 1, "昭和": 1926 + 64 - 1}
+YEAR_SUFFIXES = ("年度", "年")
+
+
+def _year_at(terms: list[str], i: int) -> tuple[int, int] | None:
+    """Return (year, length in terms) of a year expression starting at terms[i]."""
+    t = terms[i]
+    era = t if t in ERAS else _ERA_LETTERS.get(t)
+    if era and i + 2 < len(terms) and terms[i + 2] in YEAR_SUFFIXES:
+        n = terms[i + 1]
+        if n == "元" or (n.isdigit() and n.isascii() and 0 < int(n) < 100):
+            return era_to_year(era, n), 3
+    if (len(t) == 4 and t.isdigit() and t.isascii() and 1900 <= int(t) <= 2200
+            and i + 1 < len(terms) and terms[i + 1] in YEAR_SUFFIXES):
+        return int(t), 2
+    return None
+
+
+def year_spellings(year: int, suffix: str = "年度") -> list[tuple[str, ...]]:
+    """Return the terms a year is written as: (2023, 年度), (令和, 5, 年度); 2019 has 令和元 and 平成31."""
+    out = [(str(year), suffix)]
+    for era, base in sorted(ERAS.items(), key=lambda kv: -kv[1]):
+        end = ERA_END[era]
+        if base <= year and (end is None or year <= end):
+            n = year - base + 1
+            out.append((era, str(n), suffix))
+            if n == 1:
+                out.append((era, "元", suffix))
+    return out
+
+
+def year_matches(terms: list[str]) -> list[tuple[int, int, int, list[tuple[str, ...]]]]:
+    """Find year expressions among a query's terms: (start, end, year, other spellings)."""
+    out = []
+    i = 0
+    while i < len(terms):
+        found = _year_at(terms, i)
+        if not found:
+            i += 1
+            continue
+        year, length = found
+        typed = tuple(terms[i:i + length])
+        others = [s for s in year_spellings(year, typed[-1]) if s != typed]
+        out.append((i, i + length, year, others))
+        i += length
+    return out

@@ -36,9 +36,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import views
+    from . import related, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(related.bp)
     _register_errors(app)
 
     @app.after_request
