@@ -45,6 +45,22 @@ def mrr_at_k(
     return total / len(ranked)
 
 
+def ndcg_at_k(
+    ranked: Sequence[Sequence[str]], gold: Sequence[str | Collection[str]], k: int
+) -> float:
+    """Mean nDCG@k with binary gains (1 for a relevant id); the ideal ranks every gold id first."""
+    if not ranked:
+        return 0.0
+    total = 0.0
+    for ids, g in zip(ranked, gold, strict=True):
+        wanted = _as_gold(g)
+        dcg = sum(1.0 / np.log2(rank + 1)
+                  for rank, doc_id in enumerate(ids[:k], start=1) if doc_id in wanted)
+        ideal = sum(1.0 / np.log2(rank + 1) for rank in range(1, min(len(wanted), k) + 1))
+        total += dcg / ideal if ideal else 0.0
+    return total / len(ranked)
+
+
 def category_precision_at_k(
     neighbours: Sequence[Sequence[str]],
     source_ids: Sequence[str],

@@ -314,22 +314,6 @@ def sudachi_analyzer():
     return SudachiTokenizer()
 
 
-def join_analyzed(pieces: list[tuple[str, list[Morph]]], gap: int = 100) -> AnalyzedText:
-    """Join analysed texts into one field value; a position gap keeps phrases inside a piece."""
-    morphs: list[Morph] = []
-    texts: list[str] = []
-    offset = position = 0
-    for text, piece in pieces:
-        for m in piece:
-            morphs.append(m._replace(start=m.start + offset, end=m.end + offset,
-                                     position=m.position + position))
-        if piece:
-            position = max(m.position for m in morphs) + gap
-        texts.append(text)
-        offset += len(text) + 1
-    return AnalyzedText("\n".join(texts), morphs)
-
-
 # --- character bigrams -----------------------------------------------------------------
 
 # Runs of letters, digits and kana/kanji; punctuation and spaces end a run.

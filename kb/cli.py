@@ -58,24 +58,73 @@ def _dump(data) -> str:
               help="tokeniser processes (default: the number of cores, at most 4)")
 @click.option("--quiet", is_flag=True, help="print only the summary and problems")
 def index_cmd(sources, index_dir, procs, quiet):
-    """Build the index from SOURCES (files or folders, read recursively)."""
-    from .corpus import load_sources
-    from .index import build
+    """Build the index from SOURCES (files or folders, read recursively).
+
+    Writes made meanwhile (API, `kb add`) are kept: they are applied to the new index
+    under the writer lock just before it is swapped in.
+    """
+    from .store import rebuild
 
     t0 = time.perf_counter()
-    loaded = load_sources(sources)
-    for problem in loaded.problems:
-        click.echo(f"skipped {problem}", err=True)
-    if not loaded.articles:
-        raise BadRequest("読み込める記事がありません。索引は作り直していません。",
-                         hint="check the paths and the problems listed above")
-    from . import related
 
-    stats = build(loaded.articles, index_dir, procs=procs, show_progress=not quiet,
-                  features=related.features, after_write=related.after_write)
+    def report(loaded):
+        for problem in loaded.problems:
+            click.echo(f"skipped {problem}", err=True)
+
+    loaded, stats, applied = rebuild(sources, index_dir, procs=procs, show_progress=not quiet,
+                                     lock_timeout=max(60, _DEFAULTS["LOCK_TIMEOUT"]),
+                                     on_loaded=report)
     click.echo(f"indexed {loaded.summary()} into {index_dir} in "
                f"{time.perf_counter() - t0:.2f}s (analysis {stats.analyse_seconds:.2f}s, "
                f"write {stats.write_seconds:.2f}s, related {stats.related_seconds:.2f}s)")
+    if applied["changed"] or applied["removed"]:
+        click.echo(f"kept {applied['changed']} changed and {applied['removed']} removed "
+                   "articles written while the index was being built")
+
+
+# --- add / remove -----------------------------------------------------------------------
+
+
+def corpus_option(f):
+    """The --corpus option of the write commands (defaults to ./corpus or $KB_CORPUS)."""
+    return click.option("--corpus", "corpus_dir", default=_DEFAULTS["CORPUS_DIR"],
+                        show_default=True, type=click.Path(file_okay=False),
+                        help=setting("CORPUS_DIR").help)(f)
+
+
+@cli.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@index_option
+@corpus_option
+@click.option("--json", "as_json", is_flag=True, help="print what was written as JSON")
+def add_cmd(files, index_dir, corpus_dir, as_json):
+    """Add or replace the articles in FILES: saved in the corpus folder, then indexed."""
+    from .corpus import load_sources
+    from .store import Store
+
+    loaded = load_sources(files)
+    for problem in loaded.problems:
+        click.echo(f"skipped {problem}", err=True)
+    if not loaded.articles:
+        raise BadRequest("読み込める記事がありません。", hint="check the files and the problems above")
+    results = Store(corpus_dir, index_dir, _DEFAULTS["LOCK_TIMEOUT"]).upsert(loaded.articles)
+    if as_json:
+        click.echo(_dump({"ok": True, "written": [r.to_dict() for r in results]}))
+        return
+    for r in results:
+        click.echo(f"{'added' if r.action == 'created' else 'replaced'} {r.id} -> {r.path}")
+
+
+@cli.command("remove")
+@click.argument("ids", nargs=-1, required=True)
+@index_option
+@corpus_option
+def remove_cmd(ids, index_dir, corpus_dir):
+    """Delete the articles with these IDS: their files first, then their index entries."""
+    from .store import Store
+
+    for r in Store(corpus_dir, index_dir, _DEFAULTS["LOCK_TIMEOUT"]).delete(ids):
+        click.echo(f"removed {r.id} ({r.path})")
 
 
 # --- search ----------------------------------------------------------------------------
@@ -127,11 +176,16 @@ def run_batch(path: str, answer: Callable[[dict], dict], required: tuple[str, ..
 @click.option("--explain", is_flag=True, help="show how the query was read, then search")
 @click.option("--batch", type=click.Path(allow_dash=True),
               help='JSON lines {"id":..., "q":...} in, one result line out per line')
+@click.option("--synonyms", default=_DEFAULTS["SYNONYMS"], show_default=True,
+              help=setting("SYNONYMS").help)
 def search_cmd(query, index_dir, limit, page, sort, prefecture, category, year, as_json,
-               explain, batch):
+               explain, batch, synonyms):
     """Search the index for QUERY."""
     from .index import OpenIndex
-    from .search import plan_query, search
+    from .search import matched_label, plan_query, search
+    from .synonyms import load as load_synonyms
+
+    synonyms = load_synonyms(synonyms or None)
 
     filters = {"prefecture": list(prefecture), "category": list(category), "year": list(year)}
     filters = {k: v for k, v in filters.items() if v}
@@ -142,7 +196,7 @@ def search_cmd(query, index_dir, limit, page, sort, prefecture, category, year, 
             q = item.get("q")
             if not isinstance(q, str):
                 raise BadRequest("'q' must be a string")
-            res = search(ix, q, per_page=limit, snippets=False)
+            res = search(ix, q, per_page=limit, snippets=False, synonyms=synonyms)
             return {"hits": [{"id": h["id"], "score": h["score"], "title": h["title"]}
                              for h in res["hits"]]}
 
@@ -151,15 +205,17 @@ def search_cmd(query, index_dir, limit, page, sort, prefecture, category, year, 
     if query is None:
         raise BadRequest("検索語を指定してください。", hint='kb search "窓口 委託"')
     if explain:
-        click.echo(_dump(plan_query(query, filters).describe()) if as_json
-                   else _explain_text(plan_query(query, filters).describe()))
+        plan = plan_query(query, filters, synonyms=synonyms).describe()
+        click.echo(_dump(plan) if as_json else _explain_text(plan))
     ix = OpenIndex(index_dir)
-    res = search(ix, query, filters=filters, page=page, per_page=limit, sort=sort)
+    res = search(ix, query, filters=filters, page=page, per_page=limit, sort=sort,
+                 explain=explain, synonyms=synonyms)
     if as_json:
         click.echo(_dump({"ok": True, **res}))
         return
-    if res["relaxed"]:
-        click.echo(res["relaxed"]["message"])
+    for note in ([res["relaxed"]["message"]] if res["relaxed"] else []) + [
+            e["message"] for e in res["expansions"]] + [s["message"] for s in res["suggestions"]]:
+        click.echo(note)
     click.echo(f"{res['total']} 件 ({res['took_ms']} ms)")
     for n, hit in enumerate(res["hits"], (page - 1) * limit + 1):
         where = " ".join(filter(None, [hit["prefecture"], hit["municipality"], hit["date"]]))
@@ -167,6 +223,8 @@ def search_cmd(query, index_dir, limit, page, sort, prefecture, category, year, 
         if where:
             click.echo(f"     {where}")
         click.echo(f"     {hit['snippet']}")
+        if hit.get("matched"):
+            click.echo(f"     一致: {matched_label(hit['matched'])}")
 
 
 def _explain_text(plan: dict) -> str:
@@ -174,6 +232,13 @@ def _explain_text(plan: dict) -> str:
     for c in plan["clauses"]:
         kind = "phrase" if c["phrase"] else "words"
         lines.append(f"  {kind}: {c['text']} -> {' '.join(c['terms'])}")
+        for word in c.get("words", []):
+            others = [f"{a['text']} ({a['via']})" for a in word["alternatives"][1:]]
+            if others:
+                lines.append(f"    {word['text']} also as: {', '.join(others)}")
+    if plan.get("question"):
+        lines.append("  read as a question: any word, ranked"
+                     + (f"; ignored {' '.join(plan['ignored'])}" if plan.get("ignored") else ""))
     for c in plan["excluded"]:
         lines.append(f"  exclude: {c['text']} -> {' '.join(c['terms'])}")
     for name, values in plan["filters"].items():
@@ -252,6 +317,11 @@ def serve_cmd(index_dir, host, port, workers):
     from web.server import serve
 
     OpenIndex(index_dir).close()  # fail now, with a hint, if the index is missing
+    from .store import Store
+
+    finished = Store(_DEFAULTS["CORPUS_DIR"], index_dir, _DEFAULTS["LOCK_TIMEOUT"]).recover()
+    if finished:  # a writer was killed mid-write: its files and the index agree again
+        click.echo(f"recovered an interrupted write of {', '.join(finished)}", err=True)
     click.echo(f"serving {Path(index_dir).resolve()} on http://{host}:{port}/", err=True)
     serve(index_dir, host, port, workers)
 

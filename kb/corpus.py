@@ -123,8 +123,27 @@ def _as_text(value: object, name: str) -> str | None:
     if value in (None, ""):
         return None
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value).strip()
+        return _checked(str(value).strip(), name)
     raise BadArticle(f"{name} must be a string")
+
+
+def _checked(text: str, name: str) -> str:
+    # JSON can carry "\ud800" and NUL; neither survives UTF-8 files or the analyser.
+    if "\x00" in text:
+        raise BadArticle(f"{name} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadArticle(f"{name} contains an unpaired surrogate (not valid Unicode)") from None
+    return text
+
+
+def _as_url(value: object) -> str | None:
+    url = _as_text(value, "url")
+    # Only web links: a javascript: or data: URL must never reach a page as a link.
+    if url and not re.match(r"https?://[^\s]+$", url, re.I):
+        raise BadArticle(f"url must start with http:// or https:// (got {url[:40]!r})")
+    return url
 
 
 def make_article(data: dict, categories: frozenset[str] | None = None,
@@ -138,10 +157,11 @@ def make_article(data: dict, categories: frozenset[str] | None = None,
         raise BadArticle("title is missing")
     if not isinstance(body, str) or not body.strip():
         raise BadArticle("body is missing or empty")
+    _checked(body, "body")
     prefecture = _as_text(data.get("prefecture"), "prefecture")
     if prefecture and prefecture not in PREFECTURES and prefecture != NATIONWIDE:
         raise BadArticle(f"unknown prefecture {prefecture!r}")
-    cats = _as_list(data.get("categories"), "categories")
+    cats = [_checked(c, "categories") for c in _as_list(data.get("categories"), "categories")]
     if categories is not None:
         unknown = [c for c in cats if c not in categories]
         if unknown:
@@ -154,8 +174,8 @@ def make_article(data: dict, categories: frozenset[str] | None = None,
         prefecture=prefecture,
         municipality=_as_text(data.get("municipality"), "municipality"),
         categories=cats,
-        tags=_as_list(data.get("tags"), "tags"),
-        url=_as_text(data.get("url"), "url"),
+        tags=[_checked(t, "tags") for t in _as_list(data.get("tags"), "tags")],
+        url=_as_url(data.get("url")),
         source=_as_text(data.get("source"), "source"),
         path=path,
     )
@@ -329,6 +349,30 @@ def _files(source: Path) -> Iterator[Path]:
         yield source
 
 
+def load_file(path: Path, categories: frozenset[str] | None = None
+              ) -> Iterator[Article | Problem]:
+    """Yield the articles of one file, or a Problem for each part that cannot load."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from iter_jsonl(path, categories)
+        return
+    loader = _LOADERS.get(suffix)
+    if loader is None:
+        yield Problem(str(path), None, "unsupported file type")
+        return
+    try:
+        yield loader(path, categories)
+    except BadArticle as exc:
+        yield Problem(str(path), None, str(exc))
+    except OSError as exc:
+        yield Problem(str(path), None, f"cannot read: {exc.strerror}")
+
+
+def corpus_files(source: Path) -> Iterator[Path]:
+    """Yield the files under source that load_sources reads, in the order it reads them."""
+    return _files(Path(source))
+
+
 def load_sources(sources: Iterable[str | Path]) -> LoadResult:
     """Load every article under the given files and folders (folders recursively)."""
     result = LoadResult()
@@ -345,20 +389,7 @@ def load_sources(sources: Iterable[str | Path]) -> LoadResult:
         for path in _files(source):
             result.files += 1
             suffix = path.suffix.lower()
-            if suffix == ".jsonl":
-                items: Iterable[Article | Problem] = iter_jsonl(path, categories)
-            else:
-                loader = _LOADERS.get(suffix)
-                if loader is None:
-                    result.problems.append(Problem(str(path), None, "unsupported file type"))
-                    continue
-                try:
-                    items = [loader(path, categories)]
-                except BadArticle as exc:
-                    items = [Problem(str(path), None, str(exc))]
-                except OSError as exc:
-                    items = [Problem(str(path), None, f"cannot read: {exc.strerror}")]
-            for item in items:
+            for item in load_file(path, categories):
                 if isinstance(item, Problem):
                     result.problems.append(item)
                 elif item.id in seen:
@@ -371,12 +402,16 @@ def load_sources(sources: Iterable[str | Path]) -> LoadResult:
     return result
 
 
-def write_markdown(article: Article, directory: Path) -> Path:
-    """Write an article as Markdown with front matter (the form kb stores articles in)."""
+def markdown_text(article: Article) -> str:
+    """Return an article as Markdown with YAML front matter (the form kb stores it in)."""
     meta = {k: v for k, v in article.to_dict().items()
             if k not in ("body", "path") and v not in (None, [], "")}
     text = "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---\n"
-    text += article.body.rstrip("\n") + "\n"
+    return text + article.body.rstrip("\n") + "\n"
+
+
+def write_markdown(article: Article, directory: Path) -> Path:
+    """Write an article as Markdown with front matter (not atomic: kb.store is)."""
     path = directory / f"{article.id}.md"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(markdown_text(article), encoding="utf-8")
     return path

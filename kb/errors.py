@@ -65,3 +65,42 @@ class TooLarge(KBError):
 
     status = 413
     code = "too_large"
+
+
+class Unauthorized(KBError):
+    """認証が必要です。正しいトークンを指定してください。"""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(KBError):
+    """この操作は許可されていません。"""
+
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(KBError):
+    """現在の状態と矛盾するため実行できません。"""
+
+    status = 409
+    code = "conflict"
+
+
+class UnsupportedMediaType(KBError):
+    """送信されたデータの形式に対応していません。"""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Busy(KBError):
+    """他の書き込みが実行中です。しばらくしてから再度お試しください。"""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str = "", *, hint: str = "", retry_after: int = 1):
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after

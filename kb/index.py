@@ -8,6 +8,7 @@ meta.json atomically, so a failed or killed build leaves the previous index serv
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -29,7 +30,7 @@ from whoosh.writing import SegmentWriter
 
 from . import __version__
 from .analysis import (ANALYSIS_VERSION, STOP_TAGS, Morph, analyze, bigram_analyzer, char_grams,
-                       join_analyzed, sudachi_analyzer)
+                       sudachi_analyzer)
 from .corpus import Article
 from .errors import ArticleNotFound, IndexIncompatible, IndexMissing
 from .readings import reading_tokens
@@ -104,10 +105,7 @@ def make_schema() -> Schema:
         url=STORED(),
         source=STORED(),
         path=STORED(),
-        # Search ranks with these three (kb/search.py); title and body stay for display,
-        # snippets and saying which field matched.
-        # title and body as one field, so BM25 saturates a word over the whole article
-        text=PreAnalysedText(analyzer=text, phrase=True),
+        # for search (kb/ranking.py scores title and body as one field, from their postings):
         # character bigrams of title and body, for words Sudachi segments differently
         grams=PreAnalysedText(analyzer=bigram_analyzer(), phrase=False),
         # "READING:term" for proper nouns, so かけがわ finds 掛川 (kb/readings.py)
@@ -117,13 +115,11 @@ def make_schema() -> Schema:
 
 def search_fields(title: str, body: str, title_morphs: list[Morph],
                   body_morphs: list[Morph]) -> dict:
-    """Return the postings of the ranking fields (text, grams) and the yomi tokens."""
-    joined = join_analyzed([(title, title_morphs), (body, body_morphs)])
+    """Return the postings of the bigram field and the yomi tokens of an article."""
     grams: dict[str, int] = {}
     for g in char_grams(title) + char_grams(body):
         grams[g] = grams.get(g, 0) + 1
     return {
-        "text": postings(joined.morphs),
         "grams": [(g.encode("utf-8"), n, float(n), pack_uint(n)) for g, n in grams.items()],
         "yomi": ",".join(reading_tokens(title_morphs + body_morphs)),
     }
@@ -168,6 +164,18 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(folder: Path, since_ns: int = 0) -> None:
+    """Flush the files under folder (those modified at or after since_ns) and the folder."""
+    for path in Path(folder).rglob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime_ns >= since_ns:
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+        except FileNotFoundError:  # Whoosh removed a merged segment meanwhile
+            continue
+    _fsync_dir(Path(folder))
 
 
 def generation_dir(index_dir: Path, meta: dict | None = None) -> Path:
@@ -221,7 +229,6 @@ def article_fields(article: Article, title_postings: list | None = None,
         "url": article.url,
         "source": article.source,
         "path": article.path,
-        "text": PostedText("", derived["text"]),
         "grams": PostedText("", derived["grams"]),
         "yomi": derived["yomi"] or None,
     }
@@ -382,7 +389,8 @@ class Progress:
 def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | None = None,
           show_progress: bool = True,
           features: Callable[[list[Morph], list[Morph]], object] | None = None,
-          after_write: Callable[[Path, Sequence[Article], list], dict] | None = None
+          after_write: Callable[[Path, Sequence[Article], list], dict] | None = None,
+          around_swap: Callable[[Path], contextlib.AbstractContextManager] | None = None
           ) -> BuildStats:
     """Build a complete new index generation from articles and swap it in.
 
@@ -390,6 +398,8 @@ def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | No
     related-articles model does) before the swap; its dict lands in meta.json.
     `analysed[i]` is `features(title_morphs, body_morphs)` for article i, computed
     in the tokenising worker (or the morph pair itself when no `features` is given).
+    `around_swap(gen_dir)` is entered just before the swap and left after it: kb.store
+    holds the writer lock there and applies the writes made during the build.
     """
     started = time.perf_counter()
     index_dir = Path(index_dir)
@@ -413,22 +423,20 @@ def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | No
             extra = after_write(tmp_dir, articles, analysed) or {}
             stats.related_seconds = time.perf_counter() - t0
         stats.extra = extra
-        for path in tmp_dir.rglob("*"):
-            if path.is_file():
-                with open(path, "rb") as fh:
-                    os.fsync(fh.fileno())
-        os.rename(tmp_dir, index_dir / gen_name)
-        _fsync_dir(index_dir)
-        meta = {
-            "kb_version": __version__,
-            "schema_version": SCHEMA_VERSION,
-            "analysis": ANALYSIS_SETTINGS,
-            "generation": gen_name,
-            "built_at": dt.datetime.now().isoformat(timespec="seconds"),
-            "articles": len(articles),
-            **extra,
-        }
-        _write_json_atomic(index_dir / META_FILE, meta)
+        fsync_tree(tmp_dir)
+        with around_swap(tmp_dir) if around_swap else contextlib.nullcontext():
+            os.rename(tmp_dir, index_dir / gen_name)
+            _fsync_dir(index_dir)
+            meta = {
+                "kb_version": __version__,
+                "schema_version": SCHEMA_VERSION,
+                "analysis": ANALYSIS_SETTINGS,
+                "generation": gen_name,
+                "built_at": dt.datetime.now().isoformat(timespec="seconds"),
+                "articles": len(articles),
+                **extra,
+            }
+            _write_json_atomic(index_dir / META_FILE, meta)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
@@ -482,11 +490,13 @@ class OpenIndex:
         self.loaded_at = time.time()
         self._meta_mtime = self._stat_meta()
 
-    def _stat_meta(self) -> float:
+    def _stat_meta(self) -> tuple[int, int]:
+        # the inode too: two swaps within one clock tick share an mtime, never an inode
         try:
-            return os.stat(self.index_dir / META_FILE).st_mtime_ns
+            st = os.stat(self.index_dir / META_FILE)
         except FileNotFoundError:
-            return -1
+            return (-1, -1)
+        return (st.st_ino, st.st_mtime_ns)
 
     def refresh(self) -> bool:
         """Reopen when another process swapped in a new generation; True if it did."""
@@ -540,7 +550,13 @@ def update_articles(index_dir: str | Path, articles: Iterable[Article] = (),
     index_dir = Path(index_dir)
     meta = read_meta(index_dir)
     check_meta(meta, index_dir)
-    ix = whoosh_index.open_dir(str(generation_dir(index_dir, meta)))
+    return update_generation(generation_dir(index_dir, meta), articles, remove_ids, timeout)
+
+
+def update_generation(gen_dir: str | Path, articles: Iterable[Article] = (),
+                      remove_ids: Iterable[str] = (), timeout: float = 5.0) -> dict:
+    """Add or replace articles and remove ids in one generation folder, then commit."""
+    ix = whoosh_index.open_dir(str(gen_dir))
     try:
         writer = ix.writer(timeout=timeout)
         try:

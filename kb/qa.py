@@ -8,6 +8,7 @@ written by bench/qa_train.py from JSQuAD dev data.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import unicodedata
@@ -17,7 +18,8 @@ from .answer_types import Question, read_question
 from .errors import BadQuery
 from .index import OpenIndex
 from .qa_features import (Passage, PassageCache, Span, Weights, coverage, match_units,
-                          sentence_features, span_candidates, weigh_question)
+                          sentence_features, span_candidates, title_candidate,
+                          weigh_question)
 from .search import MAX_QUERY_CHARS, search
 
 PASSAGES = 5  # articles read per question
@@ -75,8 +77,7 @@ def retrieve(index: OpenIndex, text: str, limit: int = PASSAGES) -> tuple[list[P
         p = _cache.get((generation, hit["id"]), hit["id"], doc.get("title", ""),
                        doc.get("body", ""))
         # the cached analysis is shared: rank and score belong to this question only
-        p = Passage(p.id, p.title, p.body, p.sentences, p.title_terms, p.terms,
-                    rank=rank, score=float(hit["score"]))
+        p = dataclasses.replace(p, rank=rank, score=float(hit["score"]))
         passages.append(p)
     return passages, hits
 
@@ -150,7 +151,7 @@ def joint_features(sent_logit: float, spans: list[Span], feats: dict, rank: int)
     return {"bias": 1.0, "j_sent": sent_logit, "j_span": best, "j_gap": best - second,
             "j_nospan": 0.0 if spans else 1.0, f"j_rank{min(rank, 3)}": 1.0,
             "j_cov": feats["s_cov"], "j_overlap": top.get("c_overlap", 0.0),
-            "j_near": top.get("c_near", 0.0)}
+            "j_near": top.get("c_near", 0.0), "j_title": top.get("v_title", 0.0)}
 
 
 def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
@@ -163,13 +164,17 @@ def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
     answers = []
     for rank, (sent_logit, p, s, matches, feats) in enumerate(scored[:sentences]):
         spans = span_candidates(c.question, c.weights, p, s, matches)
+        virtual = title_candidate(c.question, c.weights, p, s, feats)
+        if virtual is not None:
+            spans.append(virtual)
         for sp in spans:
             sp.score = dot(model["span"], sp.features)
         spans.sort(key=lambda sp: -sp.score)
         if not spans:
             continue
         jf = joint_features(sent_logit, spans, feats, rank)
-        answers.append({"passage": p, "sentence": s, "span": spans[0], "spans": spans[:3],
+        answers.append({"passage": p, "sentence": spans[0].sentence, "asked": s,
+                        "span": spans[0], "spans": spans[:3],
                         "sent_logit": sent_logit, "span_logit": spans[0].score,
                         "sent_feats": feats, "joint_feats": jf,
                         "joint": dot(model["joint"], jf)})

@@ -29,6 +29,7 @@ _OPENERS = {"（": "）", "「": "」", "『": "』", "(": ")", "【": "】", "�
 _PARTICLES = ("は", "が", "を", "に", "の", "と", "で", "も", "や", "から", "へ", "まで", "より",
               "として", "という", "など")
 CACHE_SIZE = 512
+_GRAM_SKIP = frozenset("？?。、！!「」『』（）() 　はがをにでのかと")
 # Words that open a sentence continuing the one before (これを石油諸税と言う).
 _ANAPHORS = frozenset({"これ", "この", "それ", "その", "此れ", "此の", "其れ", "其の", "こう",
                        "そう", "同", "こうした", "そうした", "このため", "そのため"})
@@ -59,6 +60,7 @@ class Passage:
     sentences: list[Sentence]
     title_terms: frozenset[str]
     terms: frozenset[str]
+    title_units: list[Morph] = field(default_factory=list)
     rank: int = 0  # place in the search results (0 = first)
     score: float = 0.0  # search score
     extra: dict = field(default_factory=dict)
@@ -93,9 +95,10 @@ def analyse_passage(article_id: str, title: str, body: str) -> Passage:
         gaps.append(body[pos:end])
         sentences.append(Sentence(len(sentences), start, end, units, gaps,
                                   frozenset(_terms_of(units))))
-    title_terms = frozenset(_terms_of(analyze(title, "query")))
+    title_units = analyze(title, "query")
+    title_terms = frozenset(_terms_of(title_units))
     return Passage(article_id, title, body, sentences, title_terms,
-                   title_terms | frozenset(_terms_of(morphs)))
+                   title_terms | frozenset(_terms_of(morphs)), title_units)
 
 
 class PassageCache:
@@ -229,6 +232,24 @@ def _has_expected(q: Question, s: Sentence) -> float:
     return 0.0
 
 
+def q_grams(q: Question) -> tuple[set[str], set[str], set[str]]:
+    """Character 2-, 3- and 4-grams of the question's content (cached on the question)."""
+    grams = getattr(q, "_grams", None)
+    if grams is None:
+        text = "".join(ch for ch in q.text if ch not in _GRAM_SKIP)
+        grams = tuple({text[i:i + n] for i in range(len(text) - n + 1)} for n in (2, 3, 4))
+        q._grams = grams  # type: ignore[attr-defined]
+    return grams
+
+
+def _containment(grams: set[str], text: str, n: int) -> float:
+    """Share of the question's character n-grams found in a text (robust to word splits)."""
+    if not grams:
+        return 0.0
+    found = {text[i:i + n] for i in range(len(text) - n + 1)}
+    return len(grams & found) / len(grams)
+
+
 def sentence_features(q: Question, wts: Weights, p: Passage, s: Sentence,
                       matches: list[tuple[int, int, float]], top_score: float) -> dict:
     """Features of a sentence as the place of the answer."""
@@ -262,7 +283,12 @@ def sentence_features(q: Question, wts: Weights, p: Passage, s: Sentence,
     missing = [wts.weight[k] for k in content if got.get(k, 0.0) < 0.5]
     first = s.units[0].surface if s.units else ""
     prev_cov = coverage(q, wts, sents[s.index - 1].terms) if s.index > 0 else 0.0
+    text = p.body[s.start:s.end]
+    grams = q_grams(q)
     return {
+        "s_char2": _containment(grams[0], text, 2),
+        "s_char3": _containment(grams[1], text, 3),
+        "s_char4": _containment(grams[2], text, 4),
         "s_cov_prev": prev_cov,
         "s_cov_next": coverage(q, wts, sents[s.index + 1].terms)
         if s.index + 1 < len(sents) else 0.0,
@@ -494,6 +520,41 @@ def _span(q, wts, p, s, i, j, start, end, text, cand, matched, total, qtype, hea
     return Span(s, i, j, start, end, text, types, feats)
 
 
+def title_candidate(q: Question, wts: Weights, p: Passage, s: Sentence,
+                    sent_feats: dict) -> Span | None:
+    """The article's title as the answer to a question about sentence s.
+
+    Articles leave their subject unsaid (「ニーダーザクセン州の州都である。」 in the
+    article ハノーファー): when a sentence matches the question but names nothing new,
+    the answer is often the title. The span points at the title's first mention in
+    the body, or at nothing (start = end = -1) when the body never names it.
+    """
+    title = p.title.strip()
+    if not title or len(title) > MAX_SPAN_CHARS or not p.title_units:
+        return None
+    where = p.body.find(title)
+    if where < 0:
+        return None
+    start, end = where, where + len(title)
+    home = next((x for x in p.sentences if x.start <= where < x.end), s)
+    in_question = sum(1 for m in p.title_units if m.text in wts.lookup or m.surface in q.text)
+    types = frozenset(span_types(p.title_units, title))
+    feats: dict[str, float] = {
+        "bias": 1.0,
+        "v_title": 1.0,
+        "v_q_title": in_question / len(p.title_units),
+        "v_s_cov": sent_feats["s_cov"],
+        "v_s_char3": sent_feats.get("s_char3", 0.0),
+        "v_s_names": 1.0 if p.title_terms <= s.terms else 0.0,
+        "v_in_body": 1.0 if where >= 0 else 0.0,
+        "v_home": 1.0 if home is s else 0.0,
+        "c_chars": math.log1p(len(title)),
+    }
+    for t in types or ("plain",):
+        feats[f"t_{q.answer_type}_{t}"] = 1.0
+    return Span(home, -1, -1, start, end, title, types, feats)
+
+
 __all__ = ["Passage", "PassageCache", "Sentence", "Span", "Weights", "analyse_passage",
            "coverage", "idf", "match_units", "sentence_features", "span_candidates",
-           "weigh_question", "PROPER"]
+           "title_candidate", "weigh_question", "PROPER"]

@@ -94,8 +94,11 @@ def _keep(m: Morph, settings: Settings) -> bool:
 
 
 def _display_form(m: Morph) -> str:
-    # Verbs and adjectives read best in their dictionary form, other words as written.
-    return m.text if m.pos[0] in _CONJUGATING else m.surface
+    # Verbs and adjectives read best in their dictionary form (待ち -> 待つ), other words
+    # as written; but not when that form is a spelling the text never used (まとめ, not 纏める).
+    if m.pos[0] in _CONJUGATING and m.surface[:1] == m.text[:1]:
+        return m.text
+    return m.surface
 
 
 def extract(title_morphs: Sequence[Morph], body_morphs: Sequence[Morph],
@@ -278,7 +281,7 @@ def _blend(lexical: np.ndarray, latent: np.ndarray | None, alpha: float) -> np.n
 
 
 def _top(score: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's k best scores, best first, ties by lower index."""
+    """Column indices of each row's k best scores, best first (equal scores: lower index)."""
     if k < score.shape[1]:
         part = np.argpartition(-score, k - 1, axis=1)[:, :k]
     else:

@@ -24,14 +24,15 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 from whoosh import query as wq
-from whoosh import sorting
 
-from . import ranking
+from . import ranking, suggest
 from .analysis import Morph, analyze, char_grams, is_kana
 from .errors import BadQuery
 from .facets import facet_counts
 from .index import OpenIndex
+from .ranking import Ranker
 from .readings import reading_terms
 from .snippets import make_snippet
 from .suggest import correct_word
@@ -44,6 +45,7 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 1000
 FEW_RESULTS = 3  # fewer hits than this, and spelling suggestions are looked for
 QUESTION_MIN_WORDS = 4  # this many words joined by particles read as a sentence
+MAX_SCANNED = 2000  # articles read to confirm a search by characters
 SORTS = ("relevance", "date")
 # Filter names as typed (English and Japanese) -> the canonical filter name.
 FILTER_ALIASES = {
@@ -57,7 +59,8 @@ VIA_LABELS = {"synonym": "同義語", "reading": "読み", "year": "年度の言
 _QUOTES = {'"': '"', "“": "”", "「": "」", "『": "』", "＂": "＂"}
 _SPACE = re.compile(r"[\s\u3000]+")
 _HIRAGANA = re.compile(r"[\u3041-\u309f]")
-_QUESTION_END = re.compile(r"[?？]\W*$|か[。.]?$")
+_QUESTION_MARK = re.compile(r"[?？]\W*$")
+_QUESTION_END = re.compile(r"か[。.]?$")  # ...ですか, ...したのか: a question when particles show a sentence
 
 
 # --- the plan -------------------------------------------------------------------------
@@ -343,8 +346,8 @@ def _read_as_question(plan: QueryPlan, particles: bool) -> None:
              if len(u.alts) == 1 and len(u.alts[0].terms) == 1
              and u.alts[0].terms[0] in ranking.QUESTION_WORDS]
     words = len(plan.units()) - len(asked)
-    plan.question = bool(asked) or bool(_QUESTION_END.search(plan.text)) or (
-        particles and words >= QUESTION_MIN_WORDS)
+    plan.question = bool(asked) or bool(_QUESTION_MARK.search(plan.text)) or (
+        particles and (words >= QUESTION_MIN_WORDS or bool(_QUESTION_END.search(plan.text))))
     if asked and words > 0:
         for c in plain:
             kept = [u for u in c.units if u not in asked]
@@ -370,14 +373,39 @@ def add_readings(plan: QueryPlan, searcher) -> None:
 
 # --- plan -> Whoosh query -----------------------------------------------------------
 
-TEXT, GRAMS = "text", "grams"
+TEXT, GRAMS = ranking.TEXT, "grams"
+
+
+def prune(q: wq.Query, r: Ranker) -> wq.Query:
+    """Drop the parts of q that cannot match because a term is not in the index.
+
+    A query word is looked for in several fields and ways; most of those terms are
+    absent, and dropping them keeps the query (and --explain) short.
+    """
+    if isinstance(q, wq.Term):
+        return q if r.known(q.fieldname, q.text) else wq.NullQuery
+    if isinstance(q, wq.Phrase):
+        return q if all(r.known(q.fieldname, w) for w in q.words) else wq.NullQuery
+    if isinstance(q, wq.And):
+        subs = [prune(c, r) for c in q.subqueries]
+        if any(c is wq.NullQuery for c in subs):
+            return wq.NullQuery
+        return subs[0] if len(subs) == 1 else q.__class__(subs, boost=q.boost)
+    if isinstance(q, (wq.Or, wq.DisjunctionMax)):
+        subs = [c for c in (prune(c, r) for c in q.subqueries) if c is not wq.NullQuery]
+        if not subs:
+            return wq.NullQuery
+        if len(subs) == 1 and q.boost == 1.0:
+            return subs[0]
+        return q.__class__(subs, boost=q.boost)
+    return q
 
 
 def _term_query(term: str, parts: tuple[str, ...], weight: float) -> wq.Query:
     """Match one term in the article (title and body as one), its title, or its keywords."""
     found = wq.Or([wq.Term(TEXT, term, boost=weight),
-                   wq.Term("title", term, boost=weight * ranking.TITLE_WEIGHT),
-                   wq.Term("keywords", term, boost=weight * ranking.KEYWORDS_WEIGHT)])
+                  wq.Term("title", term, boost=weight * ranking.TITLE_WEIGHT),
+                  wq.Term("keywords", term, boost=weight * ranking.KEYWORDS_WEIGHT)])
     if len(parts) > 1:
         # a compound written differently still matches through its A units, in order
         found = wq.DisjunctionMax([found, wq.Phrase(TEXT, list(parts),
@@ -405,24 +433,33 @@ def _clause_query(clause: Clause, conjunction: type) -> wq.Query:
     return parts[0] if len(parts) == 1 else conjunction(parts)
 
 
-def _split_query(plan: QueryPlan) -> wq.Query | None:
-    """Any A unit of any word, each on its own (only when some word is a compound)."""
+def _split_terms(plan: QueryPlan) -> dict[str, float]:
+    """The words as typed with compounds split into their A units (empty: no compound)."""
     terms: dict[str, float] = {}
     compound = False
-    for unit in plan.units():
+    for unit in (u for c in plan.clauses if not c.phrase for u in c.all_units()):
         for term, parts in zip(unit.alts[0].terms, unit.alts[0].parts):
             compound = compound or len(parts) > 1
             for t in parts or (term,):
                 terms[t] = max(terms.get(t, 0.0), unit.weight)
-    if not compound:
+    return terms if compound else {}
+
+
+def _split_query(plan: QueryPlan, conjunction: type) -> wq.Query | None:
+    """Every ("split") or any ("split_any") A unit of the words, each on its own."""
+    terms = _split_terms(plan)
+    if not terms:
         return None
-    return wq.Or([_term_query(t, (), w) for t, w in terms.items()])
+    parts = [_term_query(t, (), w) for t, w in terms.items()]
+    return parts[0] if len(parts) == 1 else conjunction(parts)
 
 
 def _chars_query(plan: QueryPlan) -> wq.Query | None:
     """Articles holding every character bigram of a clause as typed (a substring search)."""
     per_clause = []
     for clause in plan.clauses:
+        if clause.phrase:
+            continue  # a quoted phrase is never loosened
         grams = sorted({g for g in char_grams(clause.text) if len(g) == 2})
         if grams:
             per_clause.append(wq.And([wq.Term(GRAMS, g) for g in grams]))
@@ -434,8 +471,9 @@ def _chars_query(plan: QueryPlan) -> wq.Query | None:
 def to_whoosh(plan: QueryPlan, mode: str = "and") -> wq.Query | None:
     """Return the Whoosh query that decides which articles match.
 
-    mode "and": every clause; "or": any word; "split": any part of any word;
-    "chars": the characters of a clause as typed. None when a mode does not apply.
+    mode "and": every clause; "or": any word; "split": every part of the words, with
+    compounds split into their A units; "split_any": any such part; "chars": the
+    characters of a clause as typed. None when a mode does not apply.
     """
     if not plan.clauses:
         return wq.Every()
@@ -451,7 +489,9 @@ def to_whoosh(plan: QueryPlan, mode: str = "and") -> wq.Query | None:
                 parts.extend(_unit_query(u) for u in c.units)
         return parts[0] if len(parts) == 1 else wq.Or(parts)
     if mode == "split":
-        return _split_query(plan)
+        return _split_query(plan, wq.And)
+    if mode == "split_any":
+        return _split_query(plan, wq.Or)
     if mode == "chars":
         return _chars_query(plan)
     raise ValueError(f"unknown mode {mode!r}")
@@ -460,9 +500,7 @@ def to_whoosh(plan: QueryPlan, mode: str = "and") -> wq.Query | None:
 def scoring_query(plan: QueryPlan, match: wq.Query) -> wq.Query:
     """Add the character-bigram score of what was typed to the query that matches.
 
-    Search runs it filtered to the documents `match` found, so the bigrams only score.
-    (Whoosh's AndMaybe would say that directly, but with a result limit it dropped
-    top-scoring documents.)
+    Search scores it only over the documents `match` found: the bigrams rank, never match.
     """
     grams = Counter(g for c in plan.clauses for g in char_grams(c.text))
     if not grams or isinstance(match, wq.Every):
@@ -511,60 +549,101 @@ def _check_paging(page: int, per_page: int, sort: str) -> None:
 def relaxed_message(plan: QueryPlan, mode: str = "or") -> str:
     """The Japanese note shown when the query had to be relaxed to find anything."""
     words = " ".join(c.text for c in plan.clauses)
-    if mode == "split":
-        parts = "・".join(dict.fromkeys(
-            t for u in plan.units() for term, p in zip(u.alts[0].terms, u.alts[0].parts)
-            for t in (p or (term,))))
-        return f"「{words}」の一致がないため、複合語を分けた語（{parts}）で検索しています。"
+    if mode in ("split", "split_any"):
+        parts = "・".join(_split_terms(plan))
+        if mode == "split":
+            return f"「{words}」の一致がないため、複合語を分けて（{parts}）検索しています。"
+        return f"「{words}」の一致がないため、複合語を分けた語（{parts}）の一部で検索しています。"
     if mode == "chars":
         return f"「{words}」に一致する語がないため、文字の並びが一致する記事を表示しています。"
     return f"「{words}」の一致がないため、一部の語で検索しています。"
 
 
-def _allowed(searcher, plan: QueryPlan) -> set[int] | None:
+def _allowed(r: Ranker, plan: QueryPlan) -> np.ndarray | None:
     """Document numbers the filters and exclusions leave (None: every document)."""
     fq, mask = filter_query(plan.filters), exclusion_query(plan)
     if fq is None and mask is None:
         return None
-    allowed = (set(searcher.docs_for_query(fq)) if fq is not None
-               else set(range(searcher.doc_count_all())))
+    allowed = r.docs(fq if fq is not None else wq.Every())
     if mask is not None:
-        allowed.difference_update(searcher.docs_for_query(mask))
+        allowed = np.setdiff1d(allowed, r.docs(prune(mask, r)), assume_unique=True)
     return allowed
 
 
-def _match(searcher, plan: QueryPlan, allowed: set[int] | None
-           ) -> tuple[str, wq.Query | None, set[int]]:
+def _match(r: Ranker, plan: QueryPlan, allowed: np.ndarray | None
+           ) -> tuple[str, wq.Query | None, np.ndarray]:
     """Find the strictest reading of the plan that matches: (mode, query, documents)."""
     if not plan.clauses:
-        docs = set(searcher.docs_for_query(wq.Every()))
-        return "filters", wq.Every(), docs if allowed is None else docs & allowed
+        docs = r.docs(wq.Every())
+        if allowed is not None:
+            docs = np.intersect1d(docs, allowed, assume_unique=True)
+        return "filters", wq.Every(), docs
     modes = [] if plan.question else ["and"]
     if plan.question or len(plan.units()) > 1 or any(c.alternatives for c in plan.clauses):
         modes.append("or")
-    modes += ["split", "chars"]
+    modes += ["split", "split_any", "chars"]
     seen: set[str] = set()
     q = None
     for mode in modes:
         q = to_whoosh(plan, mode)
-        if q is None or str(q) in seen:
+        if q is None:
+            continue
+        q = prune(q, r)
+        if q is wq.NullQuery or str(q) in seen:
             continue
         seen.add(str(q))
-        docs = set(searcher.docs_for_query(q))
+        docs = r.docs(q)
         if allowed is not None:
-            docs &= allowed
-        if docs:
+            docs = np.intersect1d(docs, allowed, assume_unique=True)
+        if mode == "chars":
+            docs = _containing(r, plan, docs)
+        if len(docs):
             return mode, q, docs
-    return "none", q, set()
+    return "none", q, np.zeros(0, dtype=np.int64)
 
 
-def _hit_data(hit, terms: set[str], literals: list[str]) -> dict:
-    stored = hit.fields()
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "").lower()
+
+
+def _containing(r: Ranker, plan: QueryPlan, docs: np.ndarray) -> np.ndarray:
+    """Keep the documents whose title or body holds a clause as typed (bigrams only suggest it)."""
+    typed = [_fold(c.text) for c in plan.clauses if not c.phrase]
+    keep = []
+    for d in docs[:MAX_SCANNED]:
+        stored = r.searcher.stored_fields(int(d))
+        text = _fold(stored.get("title", "")) + "\n" + _fold(stored.get("body", ""))
+        if any(t in text for t in typed):
+            keep.append(d)
+    return np.array(keep, dtype=np.int64)
+
+
+def _top(r: Ranker, q: wq.Query, docs: np.ndarray, limit: int, sort: str
+         ) -> list[tuple[int, float]]:
+    """Score every matched document; return the best `limit` (or the newest) with scores."""
+    scores = r.score(q)[docs]
+    if sort == "date":
+        dates = r.column("date")
+        keys = np.array([dates[d] or "" for d in docs], dtype=object)
+        # newest first; undated last; ties by score, then index order
+        order = sorted(range(len(docs)), key=lambda i: (keys[i] == "", _desc(keys[i]),
+                                                          -scores[i], docs[i]))[:limit]
+    else:
+        order = np.lexsort((docs, -scores))[:limit]
+    return [(int(docs[i]), float(scores[i])) for i in order]
+
+
+def _desc(text: str) -> tuple[int, ...]:
+    """A key that sorts strings in descending order."""
+    return tuple(-ord(c) for c in text)
+
+
+def _hit_data(stored: dict, score: float, terms: set[str], literals: list[str]) -> dict:
     snippet = make_snippet(stored.get("body", ""), terms, literals=literals)
     return {
         "id": stored["id"],
         "title": stored.get("title", ""),
-        "score": round(float(hit.score or 0.0), 4),
+        "score": round(score, 4),
         "snippet": snippet["text"],
         "snippet_html": snippet["html"],
         "date": stored.get("date"),
@@ -590,50 +669,50 @@ def _field_query(alt: Alt, fieldname: str) -> wq.Query:
     return terms[0] if len(terms) == 1 else wq.And(terms)
 
 
-def explain_hits(searcher, plan: QueryPlan, docnums: list[int], mode: str) -> dict[int, list]:
+def explain_hits(r: Ranker, plan: QueryPlan, docnums: list[int], mode: str) -> dict[int, list]:
     """For each hit: which word matched in which field, and how (word/synonym/reading/year)."""
-    wanted = set(docnums)
     out: dict[int, list] = {d: [] for d in docnums}
     if mode == "chars":
         for clause in plan.clauses:
+            typed = _fold(clause.text)
             for d in docnums:
-                stored = searcher.stored_fields(d)
+                stored = r.searcher.stored_fields(d)
                 for name in ("title", "body"):
-                    text = unicodedata.normalize("NFKC", stored.get(name, "")).lower()
-                    if unicodedata.normalize("NFKC", clause.text).lower() in text:
+                    if typed in _fold(stored.get(name, "")):
                         out[d].append({"term": clause.text, "field": name, "via": "chars"})
         return out
     for unit in plan.units():
         for alt in unit.alts:
             for name in ("title", "body", "keywords"):
-                q = _field_query(alt, name)
-                for d in wanted.intersection(searcher.docs_for_query(q)):
+                found = r.docs(prune(_field_query(alt, name), r))
+                for d in np.intersect1d(found, docnums):
                     entry = {"term": alt.text, "field": name, "via": alt.via}
-                    if entry not in out[d]:
-                        out[d].append(entry)
+                    if entry not in out[int(d)]:
+                        out[int(d)].append(entry)
     return out
 
 
-def _suggestions(searcher, plan: QueryPlan, allowed: set[int] | None) -> list[dict]:
+def _suggestions(r: Ranker, plan: QueryPlan, allowed: np.ndarray | None) -> list[dict]:
     """もしかして: the query with each word that finds (almost) nothing corrected."""
     text, changes = plan.text, []
     for clause in plan.clauses:
-        if clause.phrase or clause.alternatives or len(clause.text) < 2:
+        if clause.phrase or clause.alternatives or not (
+                suggest.MIN_CHARS <= len(clause.text) <= suggest.MAX_CHARS):
             continue
         if any(a.via == "reading" for u in clause.units for a in u.alts):
             continue  # a kana word that already reads as a name is not misspelt
-        docs = set(searcher.docs_for_query(_clause_query(clause, wq.And)))
-        found = len(docs if allowed is None else docs & allowed)
-        if found >= FEW_RESULTS:
+        docs = r.docs(prune(_clause_query(clause, wq.And), r))
+        if allowed is not None:
+            docs = np.intersect1d(docs, allowed, assume_unique=True)
+        if len(docs) >= FEW_RESULTS:
             continue
-        better = correct_word(searcher, clause.text, found, allowed)
+        better = correct_word(r, clause.text, len(docs), allowed)
         if better and better != clause.text:
             changes.append({"from": clause.text, "to": better})
             text = text.replace(clause.text, better, 1)
     if not changes:
         return []
-    return [{"query": text, "changes": changes,
-             "message": f"もしかして: {text}"}]
+    return [{"query": text, "changes": changes, "message": f"もしかして: {text}"}]
 
 
 def search(index: OpenIndex, text: str, *, filters: dict[str, list[str]] | None = None,
@@ -650,36 +729,33 @@ def search(index: OpenIndex, text: str, *, filters: dict[str, list[str]] | None 
     if synonyms is not None and not isinstance(synonyms, SynonymTable):
         synonyms = load_synonyms(synonyms)
     plan = plan_query(text, filters, synonyms=synonyms)
-    searcher = ranking.ranked_searcher(index)
-    add_readings(plan, searcher)
-    allowed = _allowed(searcher, plan)
-    mode, match, docs = _match(searcher, plan, allowed)
+    r = ranking.ranker(index)
+    add_readings(plan, r.searcher)
+    allowed = _allowed(r, plan)
+    mode, match, docs = _match(r, plan, allowed)
     relaxed = None
-    if mode in ("or", "split", "chars") and not (mode == "or" and plan.question):
+    if mode in ("or", "split", "split_any", "chars") and not (mode == "or" and plan.question):
         relaxed = {"mode": mode, "message": relaxed_message(plan, mode)}
 
     hits: list[dict] = []
     first = (page - 1) * per_page
-    if docs and first < len(docs):
-        # optimize=False: Whoosh's block-max skipping returned a different top ten
-        # than scoring every match (measured on JSQuAD), so every match is scored
-        kwargs: dict = {"limit": page * per_page, "filter": docs, "optimize": False}
-        if sort == "date":
-            kwargs["sortedby"] = sorting.FieldFacet("date", reverse=True)
-        q = match if mode in ("chars", "filters") else scoring_query(plan, match)
-        page_hits = searcher.search(q, **kwargs)[first:first + per_page]
+    if len(docs) and first < len(docs):
+        q = match if mode in ("chars", "filters") else prune(scoring_query(plan, match), r)
+        top = _top(r, q, docs, page * per_page, sort)[first:first + per_page]
         terms = plan.match_terms()
         literals = [c.text for c in plan.clauses] if mode == "chars" else []
-        for h in page_hits:
-            hits.append(_hit_data(h, terms, literals) if snippets else
-                        {"id": h["id"], "title": h["title"], "score": round(float(h.score or 0), 4)})
+        for docnum, score in top:
+            stored = r.searcher.stored_fields(docnum)
+            hits.append(_hit_data(stored, score, terms, literals) if snippets else
+                        {"id": stored["id"], "title": stored.get("title", ""),
+                         "score": round(score, 4)})
         if explain:
-            matched = explain_hits(searcher, plan, [h.docnum for h in page_hits], mode)
-            for hit, h in zip(hits, page_hits):
-                hit["matched"] = matched[h.docnum]
+            matched = explain_hits(r, plan, [d for d, _ in top], mode)
+            for hit, (docnum, _) in zip(hits, top):
+                hit["matched"] = matched[docnum]
     suggestions = []
     if plan.clauses and (len(docs) < FEW_RESULTS or relaxed is not None):
-        suggestions = _suggestions(searcher, plan, allowed)
+        suggestions = _suggestions(r, plan, allowed)
     total = len(docs)
     return {
         "query": plan.text,
@@ -695,7 +771,7 @@ def search(index: OpenIndex, text: str, *, filters: dict[str, list[str]] | None 
         "expansions": plan.expansions(),
         "suggestions": suggestions,
         "hits": hits,
-        "facets": facet_counts(searcher, docs, plan.filters),
+        "facets": facet_counts(r.searcher, docs, plan.filters),
         "took_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 

@@ -11,40 +11,42 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 
+import numpy as np
 from whoosh import query as wq
 
 from .analysis import analyze, char_grams, is_kana, to_katakana
 from .readings import all_readings
 
-MAX_CANDIDATES = 300  # verified against the index at most, per word
+MAX_CANDIDATES = 50  # verified against the index at most, per word
 MIN_GAIN = 3  # a suggestion must find this many times the articles the word itself finds
 MIN_CHARS = 3  # one edit in a shorter word changes too much of it
+MAX_CHARS = 12  # a longer chunk is a phrase or a sentence, not one misspelt word
 
 
 def _decode(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def gram_vocabulary(searcher) -> tuple[set[str], dict[str, set[str]], dict[str, set[str]]]:
-    """Return (bigrams, next characters of each character, previous ones), cached."""
+def gram_vocabulary(searcher) -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
+    """Return (bigram -> articles holding it, next characters of each, previous ones), cached."""
     cached = getattr(searcher, "_kb_grams", None)
     if cached is not None:
         return cached
-    grams: set[str] = set()
+    grams: dict[str, int] = {}
     after: dict[str, set[str]] = defaultdict(set)
     before: dict[str, set[str]] = defaultdict(set)
     if "grams" in searcher.schema:
-        for token in searcher.reader().lexicon("grams"):
+        for token, info in searcher.reader().iter_field("grams"):
             g = _decode(token)
             if len(g) == 2:
-                grams.add(g)
+                grams[g] = info.doc_frequency()
                 after[g[0]].add(g[1])
                 before[g[1]].add(g[0])
     searcher._kb_grams = (grams, after, before)
     return searcher._kb_grams
 
 
-def one_edit(word: str, grams: set[str], after: dict, before: dict) -> set[str]:
+def one_edit(word: str, grams, after: dict, before: dict) -> set[str]:
     """Strings one edit from word that the index's bigrams allow (word excluded)."""
     n = len(word)
     out: set[str] = set()
@@ -71,50 +73,60 @@ def one_edit(word: str, grams: set[str], after: dict, before: dict) -> set[str]:
             if right is None or c + right in grams:
                 out.add(word[:i] + c + word[i:])
     out.discard(word)
-    return {w for w in out if len(w) >= 2 and all(g in grams for g in char_grams(w))}
+    return {w for w in out if len(w) >= 2 and _known(w, grams)}
 
 
-def _count(searcher, text: str, allowed: set[int] | None) -> int:
+def _known(text: str, grams) -> bool:
+    """True when text is one run of word characters whose every bigram is in the index."""
+    found = char_grams(text)
+    return len(found) == len(text) - 1 and all(g in grams for g in found)
+
+
+def _count(r, text: str, allowed) -> int:
+    """How many articles hold every bigram of text."""
     grams = sorted(set(char_grams(text)))
     if not grams:
         return 0
-    q = wq.And([wq.Term("grams", g) for g in grams]) if len(grams) > 1 else wq.Term("grams", grams[0])
-    docs = searcher.docs_for_query(q)
-    return sum(1 for d in docs if allowed is None or d in allowed)
+    docs = r.docs(wq.And([wq.Term("grams", g) for g in grams]))
+    return len(docs if allowed is None else np.intersect1d(docs, allowed, assume_unique=True))
 
 
-def _wordlike(searcher, text: str) -> bool:
+def _wordlike(r, text: str) -> bool:
     """True when text analyses into index words only, with no particle or symbol between."""
-    morphs = [m for m in analyze(text, "query")]
+    morphs = analyze(text, "query")
     covered = sum(len(m.surface) for m in morphs)
     return bool(morphs) and covered == len(text) and all(
-        searcher.doc_frequency("text", m.text) > 0 for m in morphs)
+        len(r.postings("text", m.text)[0]) > 0 for m in morphs)
 
 
-def correct_word(searcher, word: str, found: int, allowed: set[int] | None = None) -> str | None:
-    """Return the best one-edit correction of word that finds more articles, or None."""
+def correct_word(r, word: str, found: int, allowed=None) -> str | None:
+    """Return the best one-edit correction of word that finds more articles, or None.
+
+    `r` is the searcher's Ranker (kb/ranking.py); `allowed`, the documents the
+    filters leave (None for all).
+    """
     word = unicodedata.normalize("NFKC", word).lower()
-    if len(word) < MIN_CHARS:
+    if not MIN_CHARS <= len(word) <= MAX_CHARS:
         return None
-    grams, after, before = gram_vocabulary(searcher)
+    grams, after, before = gram_vocabulary(r.searcher)
     # No candidate is in more articles than its rarest bigram: check the likeliest first
     # and stop once no remaining candidate can win.
-    bounded = sorted(((min(searcher.doc_frequency("grams", g) for g in char_grams(c)), c)
+    bounded = sorted(((min(grams[g] for g in char_grams(c)), c)
                       for c in one_edit(word, grams, after, before)), reverse=True)
     need = max(found * MIN_GAIN, found + 1)
     best, best_score = None, None
     for bound, cand in bounded[:MAX_CANDIDATES]:
         if bound < need or (best_score and bound < best_score[0]):
             break
-        count = _count(searcher, cand, allowed)
-        if count < need or not _wordlike(searcher, cand):
+        count = _count(r, cand, allowed)
+        if count < need or not _wordlike(r, cand):
             continue
         # more articles first; then a single word of the index; then the same length
         score = (count, len(analyze(cand, "query")) == 1, len(cand) == len(word))
         if best_score is None or score > best_score:
             best, best_score = cand, score
     if best is None and is_kana(word):
-        best = correct_reading(searcher, word)
+        best = correct_reading(r.searcher, word)
     return best
 
 

@@ -311,3 +311,22 @@ def test_split_sentences_trims_and_skips_blank():
 def test_split_sentences_keeps_closing_brackets_with_their_sentence():
     text = "「窓口を委託する。」（市の説明）"
     assert [text[s:e] for s, e in split_sentences(text)] == ["「窓口を委託する。」", "（市の説明）"]
+
+
+# --- character bigrams (a ranking field of the index) --------------------------------
+
+
+def test_char_grams_fold_width_and_case_and_stop_at_punctuation():
+    from kb.analysis import char_grams
+
+    assert char_grams("ＢＰＯ委託") == ["bp", "po", "o委", "委託"]
+    assert char_grams("窓口、A。") == ["窓口", "a"]  # a one-character run is kept whole
+    assert char_grams("") == [] and char_grams("、。") == []
+
+
+def test_bigram_tokenizer_pickles_and_tokenises():
+    from kb.analysis import bigram_analyzer
+
+    analyzer = bigram_analyzer()
+    assert pickle.loads(pickle.dumps(analyzer)) == analyzer
+    assert [t.text for t in analyzer("掛川城")] == ["掛川", "川城"]

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import time
 from collections import Counter
 
 import pytest
@@ -12,7 +14,10 @@ from hypothesis import strategies as st
 from kb.corpus import Article
 from kb.errors import BadQuery
 from kb.index import build, OpenIndex
-from kb.search import MAX_QUERY_CHARS, plan_query, relaxed_message, search
+from kb.search import (MAX_QUERY_CHARS, matched_label, plan_query, prune, relaxed_message, search,
+                       to_whoosh)
+from kb.ranking import ranker
+from kb.synonyms import parse as parse_synonyms
 from kb.years import year_label
 
 AKITA = "akita-shimin-call-center"
@@ -61,8 +66,9 @@ def found(kb_index, q, **kwargs):
     ("問合せ", {AKITA, MINOBU}),
     ("給付金", {SAKAI}),
     ("コンビニ納税", {TSUKUBA}),
-    ("令和5年度", {KAKEGAWA}),
-    ("2023年度", {AKITA}),
+    # era and Gregorian years find each other: kakegawa writes 令和5年度, akita 2023年度
+    ("令和5年度", {KAKEGAWA, AKITA}),
+    ("2023年度", {AKITA, KAKEGAWA}),
     ("掛川城 OR コールセンター", {KAKEGAWA, AKITA}),
     ("宇宙開発", set()),
     pytest.param("ふるさと納税", {MINOBU}),
@@ -79,7 +85,10 @@ def test_title_match_ranks_first(kb_index):
 def test_result_shape(kb_index):
     result = search(kb_index, "窓口")
     assert set(result) == {"query", "total", "page", "per_page", "pages", "sort", "filters",
-                           "relaxed", "hits", "facets", "took_ms"}
+                           "relaxed", "question", "ignored", "expansions", "suggestions",
+                           "hits", "facets", "took_ms"}
+    assert result["question"] is False and result["ignored"] == []
+    assert result["expansions"] == [] and result["suggestions"] == []
     assert result["query"] == "窓口" and result["total"] == 2 and result["relaxed"] is None
     hit = result["hits"][0]
     assert set(hit) == {"id", "title", "score", "snippet", "snippet_html", "date", "year",
@@ -498,12 +507,14 @@ def test_plan_describe_has_the_whoosh_query():
     assert described["filters"] == {"year": [2023]}
     whoosh = described["whoosh"]
     assert isinstance(whoosh, str)
-    assert "title:掛川^2.0" in whoosh and "body:城" in whoosh and " AND " in whoosh
+    # title and body are searched as one field (text), with a title bonus
+    assert "text:掛川" in whoosh and "title:掛川^0.5" in whoosh and "text:城" in whoosh
+    assert " AND " in whoosh
     assert "図書館" not in whoosh and "year" not in whoosh  # those are mask and filter
 
 
 def test_plan_describe_of_a_phrase_and_a_filter_only_query():
-    assert "body:\"指定 管理 料\"" in plan_query("「指定管理料」").describe()["whoosh"]
+    assert "text:\"指定 管理 料\"" in plan_query("「指定管理料」").describe()["whoosh"]
     assert plan_query("prefecture:静岡県").describe()["whoosh"] is None
 
 
@@ -513,3 +524,212 @@ def test_plan_match_terms_include_a_units():
 
 def test_plan_normalises_before_analysing():
     assert plan_query("ＢＰＯ").clauses[0].terms == plan_query("BPO").clauses[0].terms == ["bpo"]
+
+
+# --- natural-language questions ---------------------------------------------------------
+
+
+def test_a_question_matches_any_word_ranked_and_drops_question_words(kb_index):
+    result = search(kb_index, "掛川城の指定管理は誰が担っている？")
+    assert result["question"] is True and result["ignored"] == ["誰"]
+    assert result["relaxed"] is None  # a question is not expected to contain every word
+    assert result["hits"][0]["id"] == KAKEGAWA
+    assert result["total"] > 3  # any word matches; ranking puts the best first
+
+
+@pytest.mark.parametrize("query, question", [
+    ("窓口 委託", False),
+    ("掛川城", False),
+    ("指定管理はどこ", True),  # a question word
+    ("白井市の待ち時間は?", True),  # a question mark
+    ("ふるさと納税の運営を地元の地域商社に一括委託", True),  # a sentence of many words
+    ("窓口業務の委託", False),  # particles but few words: still every word
+])
+def test_when_a_query_reads_as_a_question(query, question):
+    assert plan_query(query).question is question
+
+
+def test_a_question_word_alone_is_still_searched():
+    plan = plan_query("どこ")
+    assert plan.ignored == [] and plan.clauses[0].terms == ["どこ"]
+
+
+# --- synonyms (query time) ---------------------------------------------------------------
+
+SYNONYMS = parse_synonyms("""
+# comments and blank lines are ignored
+BPO, 業務委託、アウトソーシング
+指定管理, 指定管理者制度
+関東 => 千葉県, 茨城県
+""")
+
+
+def test_synonyms_find_the_other_words_of_the_group(kb_index):
+    assert found(kb_index, "BPO") == {AKITA, SHIROI}  # without the list
+    assert found(kb_index, "BPO", synonyms=SYNONYMS) == {AKITA, SHIROI, GYOMU}  # GYOMU: 業務委託
+    # nothing says アウトソーシング: its group finds the articles
+    assert found(kb_index, "アウトソーシング", synonyms=SYNONYMS) == {AKITA, SHIROI, GYOMU}
+
+
+def test_synonyms_apply_however_the_word_is_spelt(kb_index):
+    assert found(kb_index, "ＢＰＯ", synonyms=SYNONYMS) == found(kb_index, "bpo", synonyms=SYNONYMS)
+
+
+def test_synonyms_are_shown_to_the_user(kb_index):
+    result = search(kb_index, "BPO 窓口", synonyms=SYNONYMS)
+    (expansion,) = result["expansions"]
+    assert expansion["type"] == "synonym" and expansion["from"] == "BPO"
+    assert expansion["to"] == ["業務委託", "アウトソーシング"]
+    assert expansion["message"] == "「BPO」の同義語「業務委託」「アウトソーシング」も検索しています。"
+    assert search(kb_index, "窓口", synonyms=SYNONYMS)["expansions"] == []
+
+
+def test_one_way_synonyms(kb_index):
+    # 関東 finds the articles of its prefectures (place names are keywords of an article)
+    assert found(kb_index, "関東", synonyms=SYNONYMS) == {SHIROI, TSUKUBA}
+    assert search(kb_index, "千葉県", synonyms=SYNONYMS)["expansions"] == []
+
+
+def test_a_multi_word_synonym_is_a_phrase(kb_index):
+    plan = plan_query("指定管理", synonyms=SYNONYMS)
+    (unit,) = plan.clauses[0].units
+    assert [(a.via, a.text, a.phrase) for a in unit.alts] == [
+        ("word", "指定管理", False), ("synonym", "指定管理者制度", True)]
+
+
+def test_the_synonym_file_is_read_by_path_and_reread_when_it_changes(kb_index, tmp_path):
+    path = tmp_path / "synonyms.txt"
+    path.write_text("BPO, 業務委託\n", encoding="utf-8")
+    assert GYOMU in found(kb_index, "BPO", synonyms=str(path))
+    path.write_text("BPO, コールセンター\n", encoding="utf-8")
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert found(kb_index, "BPO", synonyms=str(path)) == {AKITA, SHIROI}
+    assert found(kb_index, "BPO", synonyms=str(tmp_path / "missing.txt")) == {AKITA, SHIROI}
+
+
+# --- era and fiscal years ------------------------------------------------------------
+
+
+def test_era_and_gregorian_years_find_each_other(kb_index):
+    era = search(kb_index, "令和5年度")
+    assert era["expansions"][0]["to"] == ["2023年度"]
+    assert ids(era) == ids(search(kb_index, "2023年度")) == {AKITA, KAKEGAWA}
+    assert "令和5年度" in search(kb_index, "2023年度")["expansions"][0]["to"]
+    assert ids(search(kb_index, "令和５年度")) == {AKITA, KAKEGAWA}  # full-width digits
+
+
+def test_year_inside_a_longer_query(kb_index):
+    assert found(kb_index, "2023年度 コールセンター") == {AKITA}
+
+
+# --- readings of place names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("query, expected, term", [
+    ("かけがわ", {KAKEGAWA}, "掛川"), ("カケガワ", {KAKEGAWA}, "掛川"),
+    ("はままつ", {HAMAMATSU}, "浜松"), ("しらい", {SHIROI}, "白井"),
+])
+def test_kana_finds_the_place_that_reads_so(kb_index, query, expected, term):
+    result = search(kb_index, query)
+    assert ids(result) == expected
+    (expansion,) = result["expansions"]
+    assert expansion["type"] == "reading" and term in expansion["to"]
+
+
+def test_readings_need_the_index():
+    plan = plan_query("かけがわ")  # planning alone knows no readings
+    assert all(a.via == "word" for u in plan.units() for a in u.alts)
+
+
+# --- zero-result recovery -------------------------------------------------------------
+
+
+def test_a_compound_is_split_into_its_parts(kb_index):
+    result = search(kb_index, "受付時間")  # no article has the compound; two have both parts
+    assert result["relaxed"] == {
+        "mode": "split",
+        "message": "「受付時間」の一致がないため、複合語を分けて（受付・時間）検索しています。"}
+    assert ids(result) == {SHIROI, SAPPORO}
+
+
+def test_then_any_part_of_the_compound(kb_index):
+    result = search(kb_index, "相談窓口")
+    assert result["relaxed"]["mode"] == "split_any"
+    assert "（相談・窓口）の一部で" in result["relaxed"]["message"]
+    assert ids(result) == {SHIROI, SAPPORO}
+
+
+def test_then_the_characters_as_typed(kb_index):
+    result = search(kb_index, "コンビ")  # not a word of any article, but inside コンビニ
+    assert result["relaxed"] == {
+        "mode": "chars",
+        "message": "「コンビ」に一致する語がないため、文字の並びが一致する記事を表示しています。"}
+    assert ids(result) == {TSUKUBA}
+    assert "<mark>コンビ</mark>" in result["hits"][0]["snippet_html"]
+
+
+def test_a_quoted_phrase_is_never_loosened(kb_index):
+    result = search(kb_index, "「受付時間」")
+    assert result["total"] == 0 and result["relaxed"] is None
+
+
+# --- did you mean ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query, suggestion", [
+    ("指定管里", "指定管理"),  # a character replaced
+    ("コンビ", "コンビニ"),  # a character missing
+    ("かけかわ", "掛川"),  # a reading one sound off
+    ("窓口 指定管里", "窓口 指定管理"),  # only the misspelt word changes
+])
+def test_did_you_mean(kb_index, query, suggestion):
+    (suggested,) = search(kb_index, query)["suggestions"]
+    assert suggested["query"] == suggestion
+    assert suggested["message"] == f"もしかして: {suggestion}"
+
+
+@pytest.mark.parametrize("query", ["窓口", "掛川城", "宇宙開発", "BPO", "どこ"])
+def test_no_suggestion_for_words_that_are_found_or_unknown(kb_index, query):
+    assert search(kb_index, query)["suggestions"] == []
+
+
+# --- explain ---------------------------------------------------------------------------
+
+
+def test_explain_says_which_word_matched_where(kb_index):
+    result = search(kb_index, "掛川城 指定管理", explain=True, synonyms=SYNONYMS)
+    hit = next(h for h in result["hits"] if h["id"] == KAKEGAWA)
+    matched = {(m["term"], m["field"], m["via"]) for m in hit["matched"]}
+    assert {("掛川", "title", "word"), ("城", "title", "word"), ("指定管理", "body", "word"),
+            ("指定管理者制度", "keywords", "synonym")} <= matched  # one of its tags
+    assert "matched" not in search(kb_index, "掛川城")["hits"][0]
+
+
+def test_explain_of_readings_and_years(kb_index):
+    (hit,) = search(kb_index, "かけがわ", explain=True)["hits"]
+    assert {"term": "掛川", "field": "title", "via": "reading"} in hit["matched"]
+    hit = next(h for h in search(kb_index, "令和5年度", explain=True)["hits"] if h["id"] == AKITA)
+    assert {"term": "2023年度", "field": "body", "via": "year"} in hit["matched"]
+
+
+def test_matched_label_is_compact():
+    assert matched_label([
+        {"term": "窓口", "field": "body", "via": "word"},
+        {"term": "窓口", "field": "title", "via": "word"},
+        {"term": "業務委託", "field": "title", "via": "synonym"},
+    ]) == "窓口(本文・タイトル), 業務委託(タイトル・同義語)"
+
+
+# --- ranking and speed ---------------------------------------------------------------
+
+
+def test_scores_are_bm25_over_title_and_body_as_one_field(kb_index):
+    hits = search(kb_index, "図書館", per_page=100)["hits"]
+    assert [h["id"] for h in hits][0] == HAMAMATSU  # in its title
+    assert hits[0]["score"] > hits[-1]["score"] > 0
+
+
+def test_pruned_query_drops_terms_the_index_lacks(kb_index):
+    q = to_whoosh(plan_query("掛川城 宇宙"), "or")
+    pruned = str(prune(q, ranker(kb_index)))
+    assert "宇宙" in str(q) and "宇宙" not in pruned and "text:掛川" in pruned

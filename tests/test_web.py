@@ -174,3 +174,38 @@ def test_missing_index_is_a_clear_503(tmp_path):
     app = create_app({"INDEX_DIR": str(tmp_path / "none"), "TESTING": True})
     r = app.test_client().get("/api/search?q=窓口")
     assert_error(r, 503, "index_missing")
+
+
+# --- how the query was read: synonyms, readings, relaxing, もしかして, explain -----------
+
+
+@pytest.fixture(scope="module")
+def synonym_client(index_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("synonyms") / "synonyms.txt"
+    path.write_text("BPO, 業務委託\n", encoding="utf-8")
+    app = create_app({"INDEX_DIR": str(index_dir), "TESTING": True, "SYNONYMS": str(path)})
+    return app.test_client()
+
+
+def test_api_explain_says_which_words_matched(synonym_client):
+    data = synonym_client.get("/api/search", query_string={"q": "BPO", "explain": "1"}).get_json()
+    assert data["expansions"][0]["to"] == ["業務委託"]
+    vias = {m["via"] for h in data["hits"] for m in h["matched"]}
+    assert vias == {"word", "synonym"}
+    assert all({"term", "field", "via"} == set(m) for h in data["hits"] for m in h["matched"])
+    plain = synonym_client.get("/api/search", query_string={"q": "BPO"}).get_json()
+    assert "matched" not in plain["hits"][0]
+
+
+def test_search_page_shows_how_the_query_was_read(synonym_client):
+    html = synonym_client.get("/search", query_string={"q": "BPO"}).get_data(as_text=True)
+    assert "「BPO」の同義語「業務委託」も検索しています。" in html
+    assert "一致: " in html and "(本文" in html and "同義語)" in html
+    html = synonym_client.get("/search", query_string={"q": "かけがわ"}).get_data(as_text=True)
+    assert "読み「かけがわ」を「掛川」としても検索しています。" in html
+    html = synonym_client.get("/search", query_string={"q": "指定管里"}).get_data(as_text=True)
+    assert "もしかして" in html and "指定管理</a>" in html
+    assert "一部の語で検索しています" in html
+    html = synonym_client.get("/search", query_string={"q": "掛川城の指定管理は誰が担っている？"}
+                              ).get_data(as_text=True)
+    assert "質問の語（誰）は検索に使っていません。" in html

@@ -5,7 +5,8 @@ import datetime as dt
 
 import pytest
 
-from kb.years import era_to_year, fiscal_year, parse_year, year_label, year_to_era
+from kb.years import (era_to_year, fiscal_year, parse_year, year_label, year_matches,
+                      year_spellings, year_to_era)
 
 
 @pytest.mark.parametrize("day, year", [
@@ -79,3 +80,25 @@ def test_labels_read_back_as_the_same_year():
     for year in range(1990, 2031):
         gregorian, era = year_label(year).rstrip("）").split("（")
         assert parse_year(gregorian) == parse_year(era) == year
+
+
+# --- years inside a query ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("terms, found", [
+    (["令和", "5", "年度"], [(0, 3, 2023, [("2023", "年度")])]),
+    (["2023", "年度", "委託"], [(0, 2, 2023, [("令和", "5", "年度")])]),
+    (["r", "5", "年"], [(0, 3, 2023, [("2023", "年"), ("令和", "5", "年")])]),
+    (["窓口", "平成", "元", "年"], [(1, 4, 1989, [("1989", "年"), ("平成", "1", "年"),
+                                               ("昭和", "64", "年")])]),
+    (["2023", "件"], []),  # a number, not a year
+    (["令和", "年度"], []),
+    (["1800", "年"], []),
+])
+def test_year_matches(terms, found):
+    assert year_matches(terms) == found
+
+
+def test_2019_is_both_reiwa_1_and_heisei_31():
+    assert year_spellings(2019) == [("2019", "年度"), ("令和", "1", "年度"), ("令和", "元", "年度"),
+                                    ("平成", "31", "年度")]

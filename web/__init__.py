@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 from kb.errors import KBError
 from kb.settings import defaults
 
+from .hardening import CSP, StrictJSONProvider, security_headers  # noqa: F401 (CSP: web.CSP)
+
 # Japanese messages for HTTP errors raised by Flask/Werkzeug itself.
 HTTP_MESSAGES = {
     400: "リクエストが正しくありません。",
@@ -18,9 +20,6 @@ HTTP_MESSAGES = {
     415: "送信されたデータの形式に対応していません。",
     500: "サーバー内部でエラーが発生しました。時間をおいて再度お試しください。",
 }
-
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -33,31 +32,27 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_pyfile(config_file)
     if test_config:
         app.config.from_mapping(test_config)
+    app.json = StrictJSONProvider(app)  # bad JSON bodies are a 400, never a 500
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import related, views
+    from . import admin, related, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(related.bp)
-    _register_errors(app)
+    admin.init_app(app)  # write API, /admin, optional read token
+    from . import ui
 
-    @app.after_request
-    def security_headers(response):
-        h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Referrer-Policy", "same-origin")
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        return response
+    ui.init_app(app)  # suggestions, charts, exports, search log, API description
+    _register_errors(app)
+    app.after_request(security_headers)
 
     return app
 
 
 def wants_json() -> bool:
     """True for API routes, whose errors are JSON rather than a page."""
-    return request.path.startswith("/api/") or request.path == "/healthz"
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/search.json")
 
 
 def error_response(status: int, code: str, message: str, hint: str = ""):
@@ -74,7 +69,13 @@ def error_response(status: int, code: str, message: str, hint: str = ""):
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(KBError)
     def kb_error(exc: KBError):
-        return error_response(exc.status, exc.code, exc.message, exc.hint)
+        response = app.make_response(error_response(exc.status, exc.code, exc.message,
+                                                    exc.hint))
+        if exc.status == 503 and getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="kb"'
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

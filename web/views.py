@@ -5,10 +5,11 @@ import threading
 
 from flask import Blueprint, current_app, g, jsonify, render_template, request, url_for
 
+from kb.charts import chart_data
 from kb.corpus import validate_id
 from kb.errors import ArticleNotFound, BadArticle, BadQuery
 from kb.index import OpenIndex
-from kb.search import FILTERS, MAX_PAGE, MAX_PER_PAGE, search
+from kb.search import FILTERS, MAX_PAGE, MAX_PER_PAGE, matched_label, search
 from kb.years import year_label
 
 bp = Blueprint("views", __name__)
@@ -58,12 +59,15 @@ def search_args() -> dict:
         "per_page": _int_arg("per_page", current_app.config["PER_PAGE"], 1, MAX_PER_PAGE,
                              "表示件数"),
         "sort": request.args.get("sort", "relevance") or "relevance",
+        "synonyms": current_app.config.get("SYNONYMS") or None,
     }
 
 
-def search_data() -> dict:
-    """Run the search a request asks for."""
-    return search(get_index(), **search_args())
+def search_data(explain: bool = False) -> dict:
+    """Run the search a request asks for (explain: say which words matched each hit)."""
+    data = search(get_index(), **search_args(), explain=explain)
+    g.search_result = data  # the search log records it after the response (web/insights.py)
+    return data
 
 
 def article_data(article_id: str) -> dict:
@@ -105,6 +109,11 @@ def toggle_filter(name: str, value) -> str:
     return url_with(**{name: chosen or None})
 
 
+@bp.app_template_filter("matched_label")
+def _matched_label(matched: list[dict]) -> str:
+    return matched_label(matched)
+
+
 @bp.app_template_filter("year_label")
 def _year_label(value) -> str:
     return year_label(int(value))
@@ -119,7 +128,7 @@ def home():
 def search_page():
     if not request.args.get("q", "").strip() and not any(request.args.get(f) for f in FILTERS):
         return render_template("home.html", query="")
-    data = search_data()
+    data = search_data(explain=True)
     return render_template("search.html", data=data, query=data["query"])
 
 
@@ -134,7 +143,8 @@ def article_page(article_id):
 
 @bp.route("/api/search")
 def api_search():
-    return jsonify({"ok": True, **search_data()})
+    data = search_data(explain=request.args.get("explain", "") not in ("", "0", "false"))
+    return jsonify({"ok": True, **data, "charts": chart_data(data["facets"])})
 
 
 @bp.route("/api/articles/<path:article_id>")
