@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	@touch $(STAMP)
 
-# Rebuilt whenever a corpus file is newer than the index.
-$(INDEX)/meta.json: $(STAMP) $(CORPUS_FILES)
+# Rebuilt whenever a corpus file or the library is newer than the index.
+$(INDEX)/meta.json: $(STAMP) $(CORPUS_FILES) $(wildcard kb/*.py)
 	$(BIN)/kb index corpus --index $(INDEX)
 	@touch $(INDEX)/meta.json
 

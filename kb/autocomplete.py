@@ -2,8 +2,8 @@
 
 The data behind suggestions is built once per index state (generation folder and
 Whoosh commit) from what the index already holds: article titles, prefectures and
-municipalities, categories and tags, the most frequent terms of the `text` field and
-the "READING:term" tokens of proper nouns. Each word also gets its katakana reading
+municipalities, categories and tags, the most frequent terms of the title and body
+and the "READING:term" tokens of proper nouns. Each word also gets its katakana reading
 from Sudachi, so kana typed by a user finds kanji words (かけ -> 掛川市).
 
 Lookups are prefix searches in sorted lists (bisect) plus a substring scan of the
@@ -26,6 +26,7 @@ MAX_LIMIT = 20
 MAX_TERMS = 5000  # the most frequent index terms kept as suggestions
 MAX_INPUT = 100  # characters of the last word looked at
 MAX_TITLES = 3  # titles shown among the suggestions at most
+TERM_FIELDS = ("title", "body")  # fields whose words are suggested (Sudachi terms)
 KIND_LABELS = {"place": "地名", "category": "分類", "tag": "タグ", "name": "固有名詞",
                "term": "語", "title": "記事"}
 # Earlier kinds win when the same word comes from several places.
@@ -98,6 +99,19 @@ def _good_term(term: str) -> bool:
     return not (_HIRAGANA_ONLY.match(term) and len(term) < 4)
 
 
+def _doc_frequencies(reader, fieldname: str) -> dict[str, int]:
+    """Return {term: number of articles} of a field ({} when the schema has no such field)."""
+    out: dict[str, int] = {}
+    if fieldname not in reader.schema:
+        return out
+    # segment by segment: a multi-segment reader merges every term's info, far slower
+    for leaf, _offset in reader.leaf_readers():
+        for token, info in leaf.iter_field(fieldname):
+            term = _decode(token)
+            out[term] = out.get(term, 0) + info.doc_frequency()
+    return out
+
+
 def build_data(searcher) -> SuggestData:
     """Collect the suggestion words and titles of an index (one pass over it)."""
     started = time.perf_counter()
@@ -116,18 +130,18 @@ def build_data(searcher) -> SuggestData:
                     key = (value.strip(), kind)
                     counts[key] = counts.get(key, 0) + 1
     readings: dict[str, str] = {}
-    if "yomi" in reader.schema:
-        for token, info in reader.iter_field("yomi"):
-            reading, _, term = _decode(token).partition(":")
-            if term:
-                counts[(term, "name")] = max(counts.get((term, "name"), 0), info.doc_frequency())
-                readings[term] = reading
-    if "body" in reader.schema:
-        frequent = heapq.nlargest(
-            MAX_TERMS, ((info.doc_frequency(), _decode(t)) for t, info in reader.iter_field("body")
-                        if _good_term(_decode(t))))
-        for df, term in frequent:
-            counts[(term, "term")] = df
+    for token, df in _doc_frequencies(reader, "yomi").items():
+        reading, _, term = token.partition(":")
+        if term:
+            counts[(term, "name")] = max(counts.get((term, "name"), 0), df)
+            readings[term] = reading
+    frequency: dict[str, int] = {}
+    for name in TERM_FIELDS:
+        for term, df in _doc_frequencies(reader, name).items():
+            frequency[term] = max(frequency.get(term, 0), df)
+    for term, df in heapq.nlargest(MAX_TERMS, ((t, df) for t, df in frequency.items()
+                                                if _good_term(t)), key=lambda kv: kv[1]):
+        counts[(term, "term")] = df
     seen: dict[str, Word] = {}
     rank = {k: i for i, k in enumerate(KIND_ORDER)}
     for (text, kind), count in sorted(counts.items(), key=lambda kv: rank[kv[0][1]]):
@@ -188,8 +202,8 @@ def suggest(data: SuggestData, text: str, limit: int = DEFAULT_LIMIT) -> list[di
                 len(w.text), w.text)
 
     titles = []
-    # one kana or Latin letter is in nearly every title: titles need more to go on
-    if len(word) >= 2 or not (word.isascii() or is_kana(word)):
+    # a kana or two, or one Latin letter, is in too many titles to mean anything
+    if len(word) >= (3 if is_kana(word) else 2) or not (word.isascii() or is_kana(word)):
         starts, contains = [], []
         for norm, title, article_id in data.titles:
             pos = norm.find(word)
@@ -233,3 +247,17 @@ def data_for(index) -> SuggestData:
                     _cache.pop(next(iter(_cache)))
                 _cache[key] = data
     return data
+
+
+def warm(index_dir) -> None:
+    """Build the suggestion data of an index now (a server does it before forking workers)."""
+    from .index import OpenIndex
+
+    try:
+        index = OpenIndex(index_dir)
+    except Exception:  # the server reports a missing or broken index itself
+        return
+    try:
+        data_for(index)
+    finally:
+        index.close()

@@ -75,8 +75,8 @@ def index_cmd(sources, index_dir, procs, quiet):
                                      lock_timeout=max(60, _DEFAULTS["LOCK_TIMEOUT"]),
                                      on_loaded=report)
     click.echo(f"indexed {loaded.summary()} into {index_dir} in "
-               f"{time.perf_counter() - t0:.2f}s (analysis {stats.analyse_seconds:.2f}s, "
-               f"write {stats.write_seconds:.2f}s, related {stats.related_seconds:.2f}s)")
+               f"{time.perf_counter() - t0:.2f}s (analysis and index "
+               f"{stats.write_seconds:.2f}s, related model {stats.related_seconds:.2f}s)")
     if applied["changed"] or applied["removed"]:
         click.echo(f"kept {applied['changed']} changed and {applied['removed']} removed "
                    "articles written while the index was being built")

@@ -18,6 +18,7 @@ from .answer_types import Question, read_question
 from .errors import BadQuery
 from .index import OpenIndex
 from .qa_features import (Passage, PassageCache, Span, Weights, coverage, match_units,
+                          passage_features,
                           sentence_features, span_candidates, title_candidate,
                           weigh_question)
 from .search import MAX_QUERY_CHARS, search
@@ -25,6 +26,7 @@ from .search import MAX_QUERY_CHARS, search
 PASSAGES = 5  # articles read per question
 SENTENCES = 5  # best sentences searched for an answer span
 OTHER_CANDIDATES = 3  # further sentences shown beside the answer
+TITLE_OPTION = False
 _cache = PassageCache()
 
 
@@ -113,9 +115,12 @@ def gather(index: OpenIndex, text: str, limit: int = PASSAGES,
     top = passages[0].score if passages else 0.0
     rows = []
     for p in passages:
+        mine = []
         for s in p.sentences:
             matches = match_units(q, wts, s)
-            rows.append((p, s, matches, sentence_features(q, wts, p, s, matches, top)))
+            mine.append((p, s, matches, sentence_features(q, wts, p, s, matches, top)))
+        passage_features(q, wts, p, [r[3] for r in mine])
+        rows.extend(mine)
     return Candidates(q, wts, passages, hits, rows)
 
 
@@ -143,20 +148,31 @@ def confidence_features(c: Candidates, best: dict, runner_up: dict | None) -> di
     return feats
 
 
-def joint_features(sent_logit: float, spans: list[Span], feats: dict, rank: int) -> dict:
-    """Features of a sentence once its spans are scored: is this where the answer is?"""
+def joint_features(sent_logit: float, spans: list[Span], feats: dict, rank: int,
+                   title: Span | None = None) -> dict:
+    """Features of an answer option: a sentence's best span, or the article title."""
     best = spans[0].score if spans else -10.0
     second = spans[1].score if len(spans) > 1 else best - 5.0
     top = spans[0].features if spans else {}
-    return {"bias": 1.0, "j_sent": sent_logit, "j_span": best, "j_gap": best - second,
-            "j_nospan": 0.0 if spans else 1.0, f"j_rank{min(rank, 3)}": 1.0,
-            "j_cov": feats["s_cov"], "j_overlap": top.get("c_overlap", 0.0),
-            "j_near": top.get("c_near", 0.0), "j_title": top.get("v_title", 0.0)}
+    out = {"bias": 1.0, "j_sent": sent_logit, "j_span": best, "j_gap": best - second,
+           "j_nospan": 0.0 if spans else 1.0, f"j_rank{min(rank, 3)}": 1.0,
+           "j_cov": feats["s_cov"], "j_overlap": top.get("c_overlap", 0.0),
+           "j_near": top.get("c_near", 0.0)}
+    if title is not None:
+        # the same sentence, answered by the title instead of its best span
+        out.update({f"jt_{k}": v for k, v in title.features.items() if k != "bias"})
+        out["jt_cov"] = feats["s_cov"]
+        out["jt_sent"] = sent_logit
+    return out
 
 
 def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
                  ) -> tuple[list[dict], list]:
-    """Score sentences, then spans in the best ones; one answer per sentence, best first."""
+    """Score sentences, then spans in the best ones; answer options best first.
+
+    Each of the best sentences offers its best span and, when the article names its
+    title in the body, the title (its subject, often left unsaid) as options.
+    """
     scored = []
     for p, s, matches, feats in c.sentences:
         scored.append((dot(model["sentence"], feats), p, s, matches, feats))
@@ -164,20 +180,23 @@ def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
     answers = []
     for rank, (sent_logit, p, s, matches, feats) in enumerate(scored[:sentences]):
         spans = span_candidates(c.question, c.weights, p, s, matches)
-        virtual = title_candidate(c.question, c.weights, p, s, feats)
-        if virtual is not None:
-            spans.append(virtual)
         for sp in spans:
             sp.score = dot(model["span"], sp.features)
         spans.sort(key=lambda sp: -sp.score)
-        if not spans:
-            continue
-        jf = joint_features(sent_logit, spans, feats, rank)
-        answers.append({"passage": p, "sentence": spans[0].sentence, "asked": s,
-                        "span": spans[0], "spans": spans[:3],
-                        "sent_logit": sent_logit, "span_logit": spans[0].score,
-                        "sent_feats": feats, "joint_feats": jf,
-                        "joint": dot(model["joint"], jf)})
+        options = []
+        if spans:
+            options.append((spans[0], joint_features(sent_logit, spans, feats, rank)))
+        virtual = title_candidate(c.question, c.weights, p, s, feats)
+        if virtual is not None:
+            options.append((virtual, joint_features(sent_logit, spans, feats, rank, virtual)))
+        if not TITLE_OPTION:
+            options = options[:1] if spans else []
+        for span, jf in options:
+            answers.append({"passage": p, "sentence": span.sentence, "asked": s,
+                            "span": span, "spans": spans[:3],
+                            "sent_logit": sent_logit, "span_logit": span.score,
+                            "sent_feats": feats, "joint_feats": jf,
+                            "joint": dot(model["joint"], jf)})
     answers.sort(key=lambda a: -a["joint"])
     return answers, scored
 

@@ -320,6 +320,27 @@ def sentence_features(q: Question, wts: Weights, p: Passage, s: Sentence,
     }
 
 
+def passage_features(q: Question, wts: Weights, p: Passage, rows: list[dict]) -> None:
+    """Add features that compare a sentence with the rest of its article (in place).
+
+    A question that restates one sentence often asks for the article's subject, named
+    only in the sentence that holds the title, or for the next sentence's 「これを…と言う」.
+    """
+    if not rows:
+        return
+    covs = [r["s_cov"] for r in rows]
+    best = max(covs)
+    title = p.title.strip()
+    title_in_q = 1.0 if title and title in q.text else 0.0
+    for s, r in zip(p.sentences, rows):
+        r["s_best_other"] = max((c for k, c in enumerate(covs) if k != s.index), default=0.0)
+        r["s_is_best"] = 1.0 if r["s_cov"] >= best else 0.0
+        if title and title in p.body[s.start:s.end]:
+            r["s_has_title"] = 1.0
+            r["s_title_best"] = best * (1.0 - title_in_q)
+            r["s_title_in_q"] = title_in_q
+
+
 # --- answer spans -----------------------------------------------------------------------
 
 
@@ -556,5 +577,5 @@ def title_candidate(q: Question, wts: Weights, p: Passage, s: Sentence,
 
 
 __all__ = ["Passage", "PassageCache", "Sentence", "Span", "Weights", "analyse_passage",
-           "coverage", "idf", "match_units", "sentence_features", "span_candidates",
+           "coverage", "idf", "match_units", "passage_features", "sentence_features", "span_candidates",
            "title_candidate", "weigh_question", "PROPER"]

@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from html import escape
 
 from .analysis import analyze, split_sentences
 
 SNIPPET_CHARS = 160
+
+
+@lru_cache(maxsize=2048)
+def _words(text: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, term) of every word of a text; cached, as the same articles keep coming up."""
+    return tuple((m.start, m.end, m.text) for m in analyze(text))
 
 
 def match_spans(text: str, terms: set[str], literals: Iterable[str] = ()) -> list[tuple[int, int]]:
@@ -16,7 +23,7 @@ def match_spans(text: str, terms: set[str], literals: Iterable[str] = ()) -> lis
     `literals` are strings marked wherever they occur as typed (case aside), for
     matches that are not words (a search by characters).
     """
-    spans = [(m.start, m.end) for m in analyze(text) if m.text in terms] if terms else []
+    spans = [(start, end) for start, end, term in _words(text) if term in terms] if terms else []
     folded = text.lower()
     for literal in literals:
         literal = literal.lower()

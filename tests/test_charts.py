@@ -83,7 +83,9 @@ def test_year_chart_is_accessible_well_formed_svg_with_links():
     assert set(links) == {"2020", "2023"}  # the empty years in between are drawn, not linked
     assert links["2023"].get("href") == "/search?q=x&year=2023"
     texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert {"2020", "2021", "2022", "2023", "令和5", "3"} <= set(texts)
+    assert {"2020", "2021", "2022", "2023", "3"} <= set(texts)
+    assert " 令和5" in [t.text for t in root.iter(f"{SVG}tspan")]
+    assert texts.index("2023") < texts.index("2020")  # newest on top
 
 
 def test_no_years_no_chart():
@@ -127,3 +129,23 @@ def test_api_search_has_the_chart_counts(client):
 def test_no_charts_without_results(client):
     html = client.get("/search", query_string={"q": "窓口", "prefecture": "沖縄県"}).get_data(as_text=True)
     assert "chart tilemap" not in html
+
+
+def _luminance(hex_color: str) -> float:
+    rgb = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_tile_text_contrast_passes_wcag_aa():
+    from kb.charts import EMPTY_FILL, EMPTY_TEXT, LIGHT_TEXT, TEXT
+
+    assert _contrast(EMPTY_TEXT, EMPTY_FILL) >= 4.5
+    for step, fill in enumerate(SHADES, 1):
+        ink = LIGHT_TEXT if step >= 4 else TEXT
+        assert _contrast(ink, fill) >= 4.5, fill

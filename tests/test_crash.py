@@ -7,6 +7,7 @@ KB_CRASH_KILLS sets how many kills of each kind (bench/soak.py runs many more).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -26,6 +27,17 @@ from kb.store import Store, rebuild
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = int(os.environ.get("KB_CRASH_KILLS", "2"))
 TITLE = "壊れない書き込み {id} 版{version}"
+COUNTS = {"kills": 0, "writer_kills": 0, "build_kills": 0, "acknowledged": 0,
+          "verifications": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts():
+    """Write the counts to KB_CRASH_REPORT (bench/soak.py reads them)."""
+    yield
+    target = os.environ.get("KB_CRASH_REPORT")
+    if target:
+        Path(target).write_text(json.dumps(COUNTS), encoding="utf-8")
 
 
 def writer_main(corpus: str, index: str, seed: int) -> None:
@@ -79,9 +91,20 @@ def start_build(corpus: Path, index: Path) -> subprocess.Popen:
 
 def kill(proc: subprocess.Popen) -> None:
     """SIGKILL: no cleanup handler, no flush, no goodbye."""
+    if proc.poll() is None:
+        COUNTS["kills"] += 1
+        COUNTS["build_kills" if proc.stdout is None else "writer_kills"] += 1
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def collect(proc: subprocess.Popen, lines: list[str]) -> None:
+    """Add a dead writer's acknowledgements to lines."""
+    new = proc.stdout.read().splitlines()
+    proc.stdout.close()
+    COUNTS["acknowledged"] += sum(1 for line in new if line.startswith(("ACK ", "DEL ")))
+    lines += new
 
 
 def acknowledged(lines: list[str]) -> tuple[dict[str, int], set[str]]:
@@ -121,6 +144,7 @@ def verify(corpus: Path, index: Path, versions: dict[str, int], deleted: set[str
     titles = indexed(index)
     on_disk = {a.id: a.title for a in load_sources([corpus]).articles}
     assert titles == on_disk
+    COUNTS["verifications"] += 1
     return titles
 
 
@@ -141,8 +165,7 @@ def test_killed_writers_lose_no_acknowledged_write(crash_env):
         proc = start_writer(corpus, index, seed=rng.randrange(10**6))
         time.sleep(rng.uniform(0.05, 1.5))
         kill(proc)
-        lines += proc.stdout.read().splitlines()
-        proc.stdout.close()
+        collect(proc, lines)
         versions, deleted = acknowledged(lines)
         verify(corpus, index, versions, deleted)
     assert acknowledged(lines)[0], "the writers acknowledged nothing: kill later"
@@ -174,8 +197,7 @@ def test_a_build_and_a_writer_killed_together(crash_env):
         time.sleep(rng.uniform(0.5, 3.0))
         for proc in rng.sample([writer, build], 2):
             kill(proc)
-        lines += writer.stdout.read().splitlines()
-        writer.stdout.close()
+        collect(writer, lines)
         verify(corpus, index, *acknowledged(lines))
     # and a build that is left to finish keeps every write made while it ran
     writer = start_writer(corpus, index, seed=rng.randrange(10**6))
@@ -183,6 +205,5 @@ def test_a_build_and_a_writer_killed_together(crash_env):
     assert build.wait(timeout=120) == 0
     time.sleep(0.2)
     kill(writer)
-    lines += writer.stdout.read().splitlines()
-    writer.stdout.close()
+    collect(writer, lines)
     verify(corpus, index, *acknowledged(lines))

@@ -537,23 +537,6 @@ def test_a_question_matches_any_word_ranked_and_drops_question_words(kb_index):
     assert result["total"] > 3  # any word matches; ranking puts the best first
 
 
-@pytest.mark.parametrize("query, question", [
-    ("窓口 委託", False),
-    ("掛川城", False),
-    ("指定管理はどこ", True),  # a question word
-    ("白井市の待ち時間は?", True),  # a question mark
-    ("ふるさと納税の運営を地元の地域商社に一括委託", True),  # a sentence of many words
-    ("窓口業務の委託", False),  # particles but few words: still every word
-])
-def test_when_a_query_reads_as_a_question(query, question):
-    assert plan_query(query).question is question
-
-
-def test_a_question_word_alone_is_still_searched():
-    plan = plan_query("どこ")
-    assert plan.ignored == [] and plan.clauses[0].terms == ["どこ"]
-
-
 # --- synonyms (query time) ---------------------------------------------------------------
 
 SYNONYMS = parse_synonyms("""
@@ -588,13 +571,6 @@ def test_one_way_synonyms(kb_index):
     # 関東 finds the articles of its prefectures (place names are keywords of an article)
     assert found(kb_index, "関東", synonyms=SYNONYMS) == {SHIROI, TSUKUBA}
     assert search(kb_index, "千葉県", synonyms=SYNONYMS)["expansions"] == []
-
-
-def test_a_multi_word_synonym_is_a_phrase(kb_index):
-    plan = plan_query("指定管理", synonyms=SYNONYMS)
-    (unit,) = plan.clauses[0].units
-    assert [(a.via, a.text, a.phrase) for a in unit.alts] == [
-        ("word", "指定管理", False), ("synonym", "指定管理者制度", True)]
 
 
 def test_the_synonym_file_is_read_by_path_and_reread_when_it_changes(kb_index, tmp_path):
@@ -634,11 +610,6 @@ def test_kana_finds_the_place_that_reads_so(kb_index, query, expected, term):
     assert ids(result) == expected
     (expansion,) = result["expansions"]
     assert expansion["type"] == "reading" and term in expansion["to"]
-
-
-def test_readings_need_the_index():
-    plan = plan_query("かけがわ")  # planning alone knows no readings
-    assert all(a.via == "word" for u in plan.units() for a in u.alts)
 
 
 # --- zero-result recovery -------------------------------------------------------------

@@ -180,9 +180,11 @@ def test_click_needs_a_proper_body(logged_app, body):
     assert r.status_code == 400 and r.get_json()["ok"] is False
 
 
-def test_click_from_another_site_is_refused(logged_app):
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"},
+                                     {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"}])
+def test_click_from_another_site_is_refused(logged_app, headers):
     r = logged_app.test_client().post("/api/click", json={"search": "a", "id": "b"},
-                                      headers={"Origin": "https://evil.example"})
+                                      headers=headers)
     assert r.status_code == 400
 
 

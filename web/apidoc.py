@@ -66,7 +66,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/search", "記事を検索する",
              "関連度順（または新しい順）の記事、抜粋、都道府県・カテゴリ・年度ごとの件数（facets）、"
              "地図とグラフの件数（charts）を返します。",
-             (_Q, *_FILTERS, *_PAGING), responses={200: "検索結果", **_ERRORS}),
+             (_Q, *_FILTERS, *_PAGING,
+              Param("explain", "1 にすると、各記事でどの語がどこに一致したか（matched）も返します")),
+             responses={200: "検索結果", **_ERRORS}),
     Endpoint("GET", "/api/articles/<path:article_id>", "記事を1件取得する",
              "記事の本文とメタデータを返します。", (_ARTICLE_ID,),
              responses={200: "記事", 404: "記事がない"}, tag="記事"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from gunicorn.app.base import BaseApplication
 
 from . import create_app
+from .hardening import make_worker_class
 
 
 class _Gunicorn(BaseApplication):
@@ -26,11 +27,15 @@ def serve(index_dir: str, host: str, port: int, workers: int) -> None:
 
     app = create_app({"INDEX_DIR": index_dir})
     warm_up()  # open the Sudachi dictionary once, before forking (shared pages)
+    from kb.autocomplete import warm
+
+    warm(index_dir)  # the suggestion tables too: every worker starts with them
     _Gunicorn(app, {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": 4,
-        "worker_class": "gthread",
+        "worker_class": make_worker_class(),  # gthread, with errors in Japanese
+        "limit_request_line": 8190,  # gunicorn's most: ~900 kanji; the app says 1,000
         "preload_app": True,
         "timeout": 60,
         "graceful_timeout": 10,
