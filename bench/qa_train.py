@@ -31,8 +31,9 @@ from kb.analysis import split_sentences  # noqa: F401  (kept for readers: senten
 from kb.corpus import Article
 from kb.errors import KBError
 from kb.index import OpenIndex, build
-from kb.qa import SENTENCES, confidence_features, dot, gather, rank_answers
-from kb.qa_features import span_candidates
+from kb.qa import (SENTENCES, TITLE_OPTION, confidence_features, dot, gather,
+                   rank_answers)
+from kb.qa_features import span_candidates, title_candidate
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_FALSE_ANSWER_RATE = 0.07  # chosen on training data, leaving room below the 0.10 target
@@ -115,13 +116,20 @@ def train(pos_runs: list, pos_questions: list[dict], neg_runs: list,
     rows, labels = [], []
     for c, q in zip(pos_runs, pos_questions):
         ranked = sorted(c.sentences, key=lambda r: -dot(model["sentence"], r[3]))
-        for n, (p, s, matches, _) in enumerate(ranked):
+        for n, (p, s, matches, feats) in enumerate(ranked):
             right = holds(sentence_text(p, s), q["answers"])
             if not right and n >= SPAN_NEGATIVE_SENTENCES:
                 continue
             for sp in span_candidates(c.question, c.weights, p, s, matches):
                 rows.append(sp.features)
                 labels.append(int(right and metrics.exact_match(sp.text, q["answers"])))
+            virtual = title_candidate(c.question, c.weights, p, s, feats) if TITLE_OPTION \
+                else None
+            if virtual is not None:
+                # the title answers for a sentence of the question's own article
+                rows.append(virtual.features)
+                labels.append(int(p.id == q.get("paragraph_id", p.id)
+                                  and metrics.exact_match(virtual.text, q["answers"])))
     model["span"] = fit(rows, labels, C_VALUES["span"])
     if verbose:
         print(f"  span model: {len(rows)} rows, {sum(labels)} positive", flush=True)

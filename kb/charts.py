@@ -81,8 +81,40 @@ def chart_data(facets: dict) -> dict:
 
 
 def _attrs(**attrs) -> str:
+    """class_="x", aria_label="y" -> ' class="x" aria-label="y"' (None drops one; all escaped)."""
     return "".join(f' {k.rstrip("_").replace("_", "-")}="{escape(str(v), quote=True)}"'
                    for k, v in attrs.items() if v is not None)
+
+
+def _el(tag: str, *children: str, text: object = None, **attrs) -> str:
+    """One SVG element: escaped text or already-built children inside, escaped attributes."""
+    inner = escape(str(text)) if text is not None else "".join(children)
+    if not inner and tag in ("rect", "line"):
+        return f"<{tag}{_attrs(**attrs)}/>"
+    return f"<{tag}{_attrs(**attrs)}>{inner}</{tag}>"
+
+
+def _svg(ident: str, width: float, height: float, css: str, title: str, said: str) -> str:
+    """The opening of a chart: role="img" named by its <title> and described by its <desc>."""
+    head = _attrs(viewBox=f"0 0 {width} {height}", class_=f"chart {css}", role="img",
+                  aria_labelledby=f"{ident}-title {ident}-desc")
+    return (f'<svg xmlns="http://www.w3.org/2000/svg"{head}>'
+            + _el("title", text=title, id=f"{ident}-title")
+            + _el("desc", text=f"{said}。", id=f"{ident}-desc"))
+
+
+def _link_or_group(url: str | None, tip: str, body: str, css: str, **data) -> str:
+    """A chart item: a link that filters (kept out of the tab order) or a plain group."""
+    if url is None:
+        return _el("g", _el("title", text=tip), body, class_=css)
+    # keyboard users pick the same filters in the facet lists; role="img" hides these
+    return _el("a", _el("title", text=tip), body, href=url, tabindex="-1", class_=css, **data)
+
+
+def _tip(text: str, count: int, selected: bool) -> str:
+    if selected:
+        return f"{text}（絞り込みを解除）"
+    return f"{text}（クリックで絞り込み）" if count else text
 
 
 def tile_map_svg(data: dict, href: Href, ident: str = "kb-map") -> str:
@@ -91,47 +123,50 @@ def tile_map_svg(data: dict, href: Href, ident: str = "kb-map") -> str:
     top = max((p["count"] for p in prefs), default=0)
     width = GRID_COLS * (TILE + GAP)
     legend_y = GRID_ROWS * (TILE + GAP) + 8
-    height = legend_y + 28
-    listed = [p for p in prefs if p["count"]]
-    said = "、".join(f"{p['name']} {p['count']}件" for p in listed) or "該当する都道府県はありません"
-    if data["nationwide"]["count"]:
-        said += f"。このほか全国対象の記事 {data['nationwide']['count']}件"
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg"{_attrs(viewBox=f"0 0 {width} {height}", class_="chart tilemap", role="img", aria_labelledby=f"{ident}-title {ident}-desc")}>',
-           f'<title id="{ident}-title">都道府県別の該当件数（地図）</title>',
-           f'<desc id="{ident}-desc">{escape(said)}。</desc>']
+    said = "、".join(f"{p['name']} {p['count']}件" for p in prefs if p["count"])
+    said = said or "該当する都道府県はありません"
+    nationwide = data["nationwide"]
+    if nationwide["count"]:
+        said += f"。このほか全国対象の記事 {nationwide['count']}件"
+    out = [_svg(ident, width, legend_y + 28, "tilemap", "都道府県別の該当件数（地図）", said)]
     for p in prefs:
         col, row = TILES[p["name"]]
         x, y = col * (TILE + GAP), row * (TILE + GAP)
         step = shade(p["count"], top)
-        fill = SHADES[step - 1] if step else EMPTY_FILL
         ink = LIGHT_TEXT if step >= 4 else (TEXT if step else EMPTY_TEXT)
-        tile = [f'<rect{_attrs(x=x, y=y, width=TILE, height=TILE, rx=4, fill=fill, stroke=SELECTED_STROKE if p["selected"] else "#c3ccd6", stroke_width=3 if p["selected"] else 1)}/>',
-                f'<text{_attrs(x=x + TILE / 2, y=y + 19, fill=ink, class_="name", text_anchor="middle")}>{escape(short_name(p["name"]))}</text>']
+        tile = _el("rect", x=x, y=y, width=TILE, height=TILE, rx=4,
+                   fill=SHADES[step - 1] if step else EMPTY_FILL,
+                   stroke=SELECTED_STROKE if p["selected"] else "#c3ccd6",
+                   stroke_width=3 if p["selected"] else 1)
+        tile += _el("text", text=short_name(p["name"]), x=x + TILE / 2, y=y + 19, fill=ink,
+                    class_="name", text_anchor="middle")
         if p["count"]:
-            tile.append(f'<text{_attrs(x=x + TILE / 2, y=y + 36, fill=ink, class_="num", text_anchor="middle")}>{p["count"]}</text>')
-        tip = f'{p["name"]}: {p["count"]}件'
-        if p["count"] or p["selected"]:
-            tip += "（絞り込みを解除）" if p["selected"] else "（クリックで絞り込み）"
-            out.append(f'<a{_attrs(href=href("prefecture", p["name"]), tabindex="-1", class_="tile" + (" selected" if p["selected"] else ""), data_prefecture=p["name"])}>'
-                       f'<title>{escape(tip)}</title>{"".join(tile)}</a>')
-        else:
-            out.append(f'<g class="tile"><title>{escape(tip)}</title>{"".join(tile)}</g>')
-    # legend: the shade steps, none to most
-    x = 0
-    out.append(f'<text{_attrs(x=x, y=legend_y + 14, class_="legend", fill=EMPTY_TEXT, text_anchor="start")}>0件</text>')
-    x += 34
-    out.append(f'<rect{_attrs(x=x, y=legend_y + 2, width=18, height=16, fill=EMPTY_FILL, stroke="#c3ccd6")}/>')
-    x += 26
+            tile += _el("text", text=p["count"], x=x + TILE / 2, y=y + 36, fill=ink,
+                        class_="num", text_anchor="middle")
+        linked = p["count"] or p["selected"]
+        out.append(_link_or_group(
+            href("prefecture", p["name"]) if linked else None,
+            _tip(f'{p["name"]}: {p["count"]}件', p["count"], p["selected"]), tile,
+            "tile selected" if p["selected"] else "tile", data_prefecture=p["name"]))
+    # legend: none, then the shade steps from few to most
+    legend = [_el("text", text="0件", x=0, y=legend_y + 14, class_="legend", fill=EMPTY_TEXT),
+              _el("rect", x=34, y=legend_y + 2, width=18, height=16, fill=EMPTY_FILL,
+                  stroke="#c3ccd6")]
+    x = 60
     for fill in SHADES:
-        out.append(f'<rect{_attrs(x=x, y=legend_y + 2, width=18, height=16, fill=fill)}/>')
+        legend.append(_el("rect", x=x, y=legend_y + 2, width=18, height=16, fill=fill))
         x += 20
-    out.append(f'<text{_attrs(x=x + 6, y=legend_y + 14, class_="legend", fill=EMPTY_TEXT, text_anchor="start")}>最多 {top}件</text>')
-    if data["nationwide"]["count"]:
-        nw = data["nationwide"]
-        label = f'全国対象 {nw["count"]}件'
-        out.append(f'<a{_attrs(href=href("prefecture", NATIONWIDE), tabindex="-1", class_="tile nationwide" + (" selected" if nw["selected"] else ""), data_prefecture=NATIONWIDE)}>'
-                   f'<title>{escape(label)}（クリックで絞り込み）</title>'
-                   f'<text{_attrs(x=width, y=legend_y + 14, class_="legend link", fill="#0b5cad", text_anchor="end")}>{escape(label)}</text></a>')
+    legend.append(_el("text", text=f"最多 {top}件", x=x + 6, y=legend_y + 14, class_="legend",
+                      fill=EMPTY_TEXT))
+    out.extend(legend)
+    if nationwide["count"] or nationwide["selected"]:
+        label = f'全国対象 {nationwide["count"]}件'
+        out.append(_link_or_group(
+            href("prefecture", NATIONWIDE), _tip(label, 1, nationwide["selected"]),
+            _el("text", text=label, x=width, y=legend_y + 14, class_="legend link",
+                fill="#0b5cad", text_anchor="end"),
+            "tile nationwide" + (" selected" if nationwide["selected"] else ""),
+            data_prefecture=NATIONWIDE))
     out.append("</svg>")
     return "".join(out)
 
@@ -145,32 +180,34 @@ def year_chart_svg(data: dict, href: Href, ident: str = "kb-years") -> str:
     if not years:
         return ""
     top = max(y["count"] for y in years) or 1
-    label_w, bar_max, num_w, row_h, pad = 112, 150, 40, ROW_H, 4
+    label_w, bar_max, num_w, pad = 112, 150, 40, 4
     width = label_w + bar_max + num_w
-    height = pad * 2 + row_h * len(years)
+    height = pad * 2 + ROW_H * len(years)
     said = "、".join(f"{y['label']} {y['count']}件" for y in data["years"] if y["count"])
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg"{_attrs(viewBox=f"0 0 {width} {height}", class_="chart yearbars", role="img", aria_labelledby=f"{ident}-title {ident}-desc")}>',
-           f'<title id="{ident}-title">年度別の該当件数（棒グラフ）</title>',
-           f'<desc id="{ident}-desc">{escape(said or "該当する年度はありません")}。</desc>',
-           f'<line{_attrs(x1=label_w, y1=pad, x2=label_w, y2=height - pad, stroke="#8a96a3")}/>']
+    out = [_svg(ident, width, height, "yearbars", "年度別の該当件数（棒グラフ）",
+                said or "該当する年度はありません"),
+           _el("line", x1=label_w, y1=pad, x2=label_w, y2=height - pad, stroke="#8a96a3")]
     for i, y in enumerate(years):
-        top_y = pad + i * row_h
-        mid = top_y + row_h / 2 + 5
+        top_y = pad + i * ROW_H
+        mid = top_y + ROW_H / 2 + 5
         w = round(bar_max * y["count"] / top, 1)
         era = y["era"].replace("年度", "")
-        parts = [f'<text{_attrs(x=label_w - 8, y=mid, class_="name", fill=TEXT, text_anchor="end")}>'
-                 f'{y["year"]}<tspan{_attrs(class_="era", fill=EMPTY_TEXT)}> {escape(era)}</tspan></text>']
+        row = _el("text", str(y["year"]), _el("tspan", text=f" {era}", class_="era",
+                                                fill=EMPTY_TEXT),
+                  x=label_w - 8, y=mid, class_="name", fill=TEXT, text_anchor="end")
         if y["count"]:
-            parts.append(f'<rect{_attrs(x=label_w, y=top_y + 4, width=w, height=row_h - 8, fill=SHADES[4] if y["selected"] else SHADES[3], stroke=SELECTED_STROKE if y["selected"] else None, stroke_width=3 if y["selected"] else None)}/>')
-        parts.append(f'<text{_attrs(x=label_w + w + 6, y=mid, class_="num", fill=TEXT, text_anchor="start")}>{y["count"]}</text>')
-        tip = f'{y["label"]}（{y["era"]}）: {y["count"]}件'
-        if y["count"] or y["selected"]:
-            tip += "（絞り込みを解除）" if y["selected"] else "（クリックで絞り込み）"
+            row += _el("rect", x=label_w, y=top_y + 4, width=w, height=ROW_H - 8,
+                       fill=SHADES[4] if y["selected"] else SHADES[3],
+                       stroke=SELECTED_STROKE if y["selected"] else None,
+                       stroke_width=3 if y["selected"] else None)
+        row += _el("text", text=y["count"], x=label_w + w + 6, y=mid, class_="num", fill=TEXT)
+        linked = y["count"] or y["selected"]
+        if linked:
             # the whole row is the link: a short bar is as easy to hit as a long one
-            hit = f'<rect{_attrs(x=0, y=top_y, width=width, height=row_h, fill="transparent")}/>'
-            out.append(f'<a{_attrs(href=href("year", y["year"]), tabindex="-1", class_="bar" + (" selected" if y["selected"] else ""), data_year=y["year"])}>'
-                       f'<title>{escape(tip)}</title>{hit}{"".join(parts)}</a>')
-        else:
-            out.append(f'<g class="bar"><title>{escape(tip)}</title>{"".join(parts)}</g>')
+            row = _el("rect", x=0, y=top_y, width=width, height=ROW_H, fill="transparent") + row
+        out.append(_link_or_group(
+            href("year", y["year"]) if linked else None,
+            _tip(f'{y["label"]}（{y["era"]}）: {y["count"]}件', y["count"], y["selected"]), row,
+            "bar selected" if y["selected"] else "bar", data_year=y["year"]))
     out.append("</svg>")
     return "".join(out)

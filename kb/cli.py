@@ -63,7 +63,7 @@ def index_cmd(sources, index_dir, procs, quiet):
     Writes made meanwhile (API, `kb add`) are kept: they are applied to the new index
     under the writer lock just before it is swapped in.
     """
-    from .store import rebuild
+    from .rebuild import rebuild
 
     t0 = time.perf_counter()
 
@@ -301,6 +301,42 @@ def related_cmd(article_id, index_dir, text, limit, as_json, batch):
             click.echo(f"   - {hit['title']}  [{hit['id']}] {hit['score']:.3f}")
 
 
+# --- ask -------------------------------------------------------------------------------
+
+
+@cli.command("ask")
+@click.argument("question", required=False)
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("--batch", type=click.Path(allow_dash=True),
+              help='JSON lines {"id":..., "q":...} in, one answer line out per line')
+def ask_cmd(question, index_dir, as_json, batch):
+    """Answer QUESTION from the articles, with its sentence and source, or say none is found."""
+    from .index import OpenIndex
+    from .qa import ask, batch_answer
+
+    if (question is None) == (batch is None):
+        raise BadRequest("質問か --batch のどちらか一つを指定してください。",
+                         hint='kb ask "白井市では来庁者の待ち時間がどれだけ短くなった？"')
+    ix = OpenIndex(index_dir)
+    if batch:
+        run_batch(batch, lambda item: batch_answer(ix, item["q"]), ("q",))
+        return
+    res = ask(ix, question)
+    if as_json:
+        click.echo(_dump({"ok": True, **res}))
+        return
+    if not res["answered"]:
+        click.echo(f"該当する回答が見つかりませんでした（確からしさ {res['confidence']:.2f}）。")
+        for n, hit in enumerate(res["hits"][:3], 1):
+            click.echo(f"{n:>3}. {hit['title']}  [{hit['id']}]")
+        return
+    a = res["answer"]
+    click.echo(f"回答: {a['text']}  （確からしさ {res['confidence']:.2f}）")
+    click.echo(f"根拠: {a['sentence']}")
+    click.echo(f"出典: {a['title']}  [{a['article_id']}] {a['start']}-{a['end']}文字目")
+
+
 # --- serve ----------------------------------------------------------------------------
 
 
@@ -317,9 +353,13 @@ def serve_cmd(index_dir, host, port, workers):
     from web.server import serve
 
     OpenIndex(index_dir).close()  # fail now, with a hint, if the index is missing
+    from .errors import Busy
     from .store import Store
 
-    finished = Store(_DEFAULTS["CORPUS_DIR"], index_dir, _DEFAULTS["LOCK_TIMEOUT"]).recover()
+    try:
+        finished = Store(_DEFAULTS["CORPUS_DIR"], index_dir, _DEFAULTS["LOCK_TIMEOUT"]).recover()
+    except Busy:  # a writer is at work; the next write finishes any interrupted one
+        finished = []
     if finished:  # a writer was killed mid-write: its files and the index agree again
         click.echo(f"recovered an interrupted write of {', '.join(finished)}", err=True)
     click.echo(f"serving {Path(index_dir).resolve()} on http://{host}:{port}/", err=True)

@@ -436,10 +436,11 @@ def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | No
                 **extra,
             }
             _write_json_atomic(index_dir / META_FILE, meta)
+            # still under around_swap: no other build can swap in between and be pruned
+            _prune_generations(index_dir, gen_name)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
-    _prune_generations(index_dir, gen_name)
     for stale in index_dir.glob(".building-*"):
         # a build killed earlier left this behind; ours is already renamed away
         if _is_stale(stale):

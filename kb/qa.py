@@ -26,7 +26,7 @@ from .search import MAX_QUERY_CHARS, search
 PASSAGES = 5  # articles read per question
 SENTENCES = 5  # best sentences searched for an answer span
 OTHER_CANDIDATES = 3  # further sentences shown beside the answer
-TITLE_OPTION = False
+TITLE_OPTION = True
 _cache = PassageCache()
 
 
@@ -180,17 +180,13 @@ def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
     answers = []
     for rank, (sent_logit, p, s, matches, feats) in enumerate(scored[:sentences]):
         spans = span_candidates(c.question, c.weights, p, s, matches)
+        virtual = title_candidate(c.question, c.weights, p, s, feats) if TITLE_OPTION else None
+        if virtual is not None:
+            spans.append(virtual)
         for sp in spans:
             sp.score = dot(model["span"], sp.features)
         spans.sort(key=lambda sp: -sp.score)
-        options = []
-        if spans:
-            options.append((spans[0], joint_features(sent_logit, spans, feats, rank)))
-        virtual = title_candidate(c.question, c.weights, p, s, feats)
-        if virtual is not None:
-            options.append((virtual, joint_features(sent_logit, spans, feats, rank, virtual)))
-        if not TITLE_OPTION:
-            options = options[:1] if spans else []
+        options = [(spans[0], joint_features(sent_logit, spans, feats, rank))] if spans else []
         for span, jf in options:
             answers.append({"passage": p, "sentence": span.sentence, "asked": s,
                             "span": span, "spans": spans[:3],
@@ -285,3 +281,13 @@ def _other_sentences(scored: list, best: dict | None, answers: list[dict]) -> li
         if len(out) >= OTHER_CANDIDATES:
             break
     return out
+
+
+def batch_answer(index: OpenIndex, question) -> dict:
+    """One line of `kb ask --batch`: the answer, its sentence and article, or nulls."""
+    if not isinstance(question, str):
+        raise BadQuery("'q' must be a string")
+    res = ask(index, question)
+    a = res["answer"]
+    return {"answer": a["text"] if a else None, "sentence": a["sentence"] if a else None,
+            "article_id": a["article_id"] if a else None, "score": res["confidence"]}

@@ -569,10 +569,14 @@ def title_candidate(q: Question, wts: Weights, p: Passage, s: Sentence,
         "v_s_names": 1.0 if p.title_terms <= s.terms else 0.0,
         "v_in_body": 1.0 if where >= 0 else 0.0,
         "v_home": 1.0 if home is s else 0.0,
+        "v_s_novel": sent_feats.get("s_novel", 0.0),
+        "v_s_pairs": sent_feats.get("s_pairs", 0.0),
         "c_chars": math.log1p(len(title)),
     }
     for t in types or ("plain",):
         feats[f"t_{q.answer_type}_{t}"] = 1.0
+    if q.head is not None and title.endswith(q.head.surface):
+        feats["c_head_end"] = 1.0
     return Span(home, -1, -1, start, end, title, types, feats)
 
 

@@ -184,7 +184,8 @@ class SearchLog:
                 "SELECT COUNT(*), COALESCE(SUM(hits = 0), 0) FROM searches"
                 " WHERE at >= ? AND page = 1", (since,)).fetchone()
             clicked_searches = conn.execute(
-                "SELECT COUNT(DISTINCT search_id) FROM clicks WHERE at >= ?", (since,)).fetchone()[0]
+                "SELECT COUNT(DISTINCT search_id) FROM clicks WHERE at >= ?",
+                (since,)).fetchone()[0]
         rows = []
         for norm, g in groups.items():
             rows.append({"query": g["query"], "searches": g["searches"],

@@ -1,47 +1,39 @@
-"""The durable write path: an article goes to disk, then into the index, then is acknowledged.
+"""The write path: an article goes to disk, then into the index, then is acknowledged.
 
 The corpus folder is the source of truth; the index can always be rebuilt from it.
-Every write (API, admin page, `kb add`/`kb remove`) runs under one writer lock:
+Every write (API, admin page, `kb add`/`kb remove`) runs under the writer lock
+(kb/durable.py):
     1. record the intent in DIR/pending.json (so a killed writer is finished next time),
     2. write `<id>.md` atomically (temp file, fsync, rename, fsync the folder),
     3. update the current index generation and flush it,
     4. drop the intent; only now is the write acknowledged.
-A full rebuild (`rebuild`) reads a snapshot of the corpus without the lock, then takes
-the lock around the swap and applies whatever changed in the corpus meanwhile, so a
-write made during a rebuild is never lost.
-
-The lock is an fcntl.flock on DIR/write.lock: the kernel releases it when its holder
-dies, so a killed writer can never leave a lock that blocks the next one.
+`recover` finishes what a writer killed between 1 and 4 left; every writer (and
+`kb serve`, and `kb index`) runs it first. Rebuilds that keep concurrent writes are in
+kb/rebuild.py.
 """
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
-import logging
 import math
 import os
 import tempfile
-import threading
 import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 from whoosh import index as whoosh_index
 
-from .corpus import (CATEGORIES_FILE, Article, LoadResult, Problem, corpus_files, load_categories,
-                     load_file, load_markdown, load_sources, make_article, markdown_text,
-                     validate_id)
-from .errors import ArticleNotFound, BadArticle, BadRequest, Busy, Conflict, KBError
-from .index import (BuildStats, build, check_meta, fsync_tree, generation_dir, read_meta,
-                    update_generation)
+from .corpus import (CATEGORIES_FILE, Article, load_categories, load_file, load_markdown,
+                     make_article, markdown_text, validate_id)
+from .durable import (FILE_CLOCK_SLACK_NS, TEMP_SUFFIX, remove_durably, write_atomic,
+                      writer_lock)
+from .errors import ArticleNotFound, BadArticle, Busy, Conflict, KBError
+from .index import check_meta, fsync_tree, generation_dir, read_meta, update_generation
 
-LOCK_FILE = "write.lock"
 JOURNAL_FILE = "pending.json"
-TEMP_SUFFIX = ".kbtmp"
 ARTICLE_FIELDS = ("id", "title", "body", "date", "prefecture", "municipality", "categories",
                   "tags", "url", "source")
 MAX_TITLE_CHARS = 300
@@ -49,148 +41,6 @@ MAX_FIELD_CHARS = 200
 MAX_LIST_ITEMS = 50
 MAX_BODY_CHARS = 1_000_000
 MAX_FILENAME_BYTES = 200  # ext4 and most file systems stop at 255 bytes per name
-_thread_counter = threading.local()
-_thread_locks: dict[str, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
-FILE_CLOCK_SLACK_NS = 100_000_000  # file times come from a coarse clock, a tick behind
-log = logging.getLogger(__name__)
-
-
-# --- the writer lock ------------------------------------------------------------------
-
-
-def _busy(timeout: float) -> Busy:
-    return Busy(f"他の書き込みが {timeout:g} 秒以上続いています。しばらくしてから再度お試しください。",
-                retry_after=max(1, math.ceil(timeout / 2)))
-
-
-def _thread_lock(index_dir: Path) -> threading.Lock:
-    key = str(index_dir.resolve())
-    with _thread_locks_guard:
-        return _thread_locks.setdefault(key, threading.Lock())
-
-
-@contextlib.contextmanager
-def writer_lock(index_dir: str | Path, timeout: float) -> Iterator[None]:
-    """Hold the index's writer lock; raise Busy (503) when it is not free within timeout.
-
-    Threads of one process queue on a threading.Lock first (it wakes a waiter at once),
-    then take the flock that serialises processes.
-    """
-    index_dir = Path(index_dir)
-    if not index_dir.is_dir():
-        read_meta(index_dir)  # raises IndexMissing with its hint
-    deadline = time.monotonic() + max(timeout, 0.0)
-    local = _thread_lock(index_dir)
-    if not local.acquire(timeout=max(timeout, 0.0)):
-        raise _busy(timeout)
-    try:
-        fd = os.open(index_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            delay = 0.001
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _busy(timeout)
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, 0.02)
-            _note_holder(fd)
-            try:
-                yield
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-    finally:
-        local.release()
-
-
-def _note_holder(fd: int) -> None:
-    """Write our pid into the lock file; say so when a killed holder left its pid behind."""
-    os.lseek(fd, 0, os.SEEK_SET)
-    previous = os.read(fd, 64).decode("ascii", "replace").split()
-    if previous and previous[0].isdigit() and not _alive(int(previous[0])):
-        # The flock itself died with that process; only its note was left. Clear it.
-        log.warning(
-            "cleared the writer lock note of process %s, which is no longer running",
-            previous[0])
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, f"{os.getpid()} {time.time():.0f}\n".encode("ascii"))
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# --- durable files --------------------------------------------------------------------
-
-
-def fsync_dir(directory: Path) -> None:
-    """Flush a folder's entries (a rename or an unlink in it) to disk."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _temp_path(target: Path) -> Path:
-    n = getattr(_thread_counter, "n", 0) + 1
-    _thread_counter.n = n
-    return target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}-{n}"
-                            f"{TEMP_SUFFIX}")
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write data to target so that target is either the old file or the new, whole.
-
-    The new file gets a nanosecond mtime of its own, so a rebuild that took a snapshot
-    of the folder always sees that it changed.
-    """
-    tmp = _temp_path(target)
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            previous = target.stat().st_mtime_ns
-        except FileNotFoundError:
-            previous = 0
-        now = max(time.time_ns(), previous + 1)
-        os.utime(tmp, ns=(now, now))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(target.parent)
-
-
-def remove_durably(path: Path) -> bool:
-    """Delete a file and flush its folder; False when it was already gone."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    fsync_dir(path.parent)
-    return True
 
 
 # --- validating what callers send -----------------------------------------------------
@@ -266,7 +116,7 @@ class WriteResult:
         return {"action": self.action, "id": self.id, "article": self.article}
 
 
-def _source_file(stored_path: str | None) -> tuple[Path | None, bool]:
+def source_file(stored_path: str | None) -> tuple[Path | None, bool]:
     """Return (file, is_jsonl) for an indexed article's stored `path` field."""
     if not stored_path:
         return None, False
@@ -319,7 +169,7 @@ class Store:
             started = time.time_ns()
             for _, path in plans:
                 remove_durably(path)
-            _update(gen, (), [i for i, _ in plans], self.lock_timeout)
+            update_index(gen, (), [i for i, _ in plans], self.lock_timeout)
             self._flush(gen, started)
         return [WriteResult("deleted", i, str(p)) for i, p in plans]
 
@@ -369,6 +219,8 @@ class Store:
                     target = current  # keep the file where it is, even under another name
                 else:
                     target = current.with_name(f"{article.id}.md")  # .txt/.html become .md
+                    if target.exists():
+                        self._check_holds(target, article.id)
                 article.path = str(target)
                 plans.append((article, text, target, current))
             self._journal([{"id": a.id, "target": str(t), "old": str(c) if c else None}
@@ -382,7 +234,7 @@ class Store:
                     if current is not None and current != target:
                         done.append((current, current.read_bytes()))
                         remove_durably(current)
-                _update(gen, [a for a, _, _, _ in plans], (), self.lock_timeout)
+                update_index(gen, [a for a, _, _, _ in plans], (), self.lock_timeout)
             except BaseException:
                 # Put the files back, then let the journal bring the index in line with them.
                 _roll_back(done)
@@ -427,15 +279,29 @@ class Store:
             ix.close()
         default = self.corpus_dir / f"{article_id}.md"
         if doc is None:
-            return default if default.exists() else None
-        path, is_jsonl = _source_file(doc.get("path"))
+            # Not indexed (yet): the folder is the truth, so a file of that name counts.
+            if not default.exists():
+                return None
+            self._check_holds(default, article_id)
+            return default
+        path, is_jsonl = source_file(doc.get("path"))
         if path is None or not path.exists():
+            if default.exists():
+                self._check_holds(default, article_id)
             return default  # indexed, but its file went away: (re)write it in the corpus
         if is_jsonl or not path.is_relative_to(self.corpus_dir):
             raise Conflict(
                 f"記事「{article_id}」は {path.name} から読み込まれたもので、ここからは変更できません。",
                 hint=f"edit {path} and run `kb index` again")
         return path
+
+    def _check_holds(self, path: Path, article_id: str) -> None:
+        """Refuse to overwrite a file that holds another article."""
+        held = [a.id for a in load_file(path) if isinstance(a, Article)]
+        if article_id not in held:
+            raise Conflict(f"ファイル {path.name} には別の記事（{', '.join(held) or '読めない記事'}）"
+                           "があるため、上書きしません。",
+                           hint=f"rename {path} or run `kb index` if it was edited by hand")
 
     def _journal(self, entries: list[dict]) -> None:
         data = json.dumps({"pid": os.getpid(), "corpus": str(self.corpus_dir),
@@ -452,8 +318,9 @@ def flush(index_dir: Path, gen: Path, since_ns: int) -> None:
     remove_durably(Path(index_dir) / JOURNAL_FILE)
 
 
-def _update(gen: Path, articles: Sequence[Article], remove_ids: Sequence[str],
-            timeout: float) -> None:
+def update_index(gen: Path, articles: Sequence[Article], remove_ids: Sequence[str],
+                 timeout: float) -> None:
+    """Apply articles and removals to one generation; Whoosh's own lock busy is a 503."""
     try:
         update_generation(gen, articles, remove_ids, timeout=timeout)
     except whoosh_index.LockError:
@@ -506,7 +373,7 @@ def recover(index_dir: str | Path, gen: Path, timeout: float = 10.0) -> list[str
         else:
             remove.append(entry["id"])
     started = time.time_ns()
-    _update(gen, update, remove, timeout)
+    update_index(gen, update, remove, timeout)
     flush(index_dir, gen, started)
     return [e["id"] for e in entries]
 
@@ -544,125 +411,3 @@ def check_round_trip(article: Article, categories: frozenset[str] | None) -> byt
         raise BadArticle(f"この記事はファイルとして正しく保存できません"
                          f"（{', '.join(diff)} が読み戻すと変わります）。")
     return data
-
-
-# --- full rebuilds that keep concurrent writes -------------------------------------------
-
-
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def snapshot(sources: Sequence[Path]) -> dict[Path, tuple]:
-    """Stat every file a build of sources reads (and each categories.yml)."""
-    snap: dict[Path, tuple] = {}
-    for source in sources:
-        base = source if source.is_dir() else source.parent
-        snap[base / CATEGORIES_FILE] = _stat_key(base / CATEGORIES_FILE)
-        if source.exists():
-            for path in corpus_files(source):
-                snap[path] = _stat_key(path)
-    return snap
-
-
-def _file_of(article: Article) -> Path:
-    file, _ = _source_file(article.path)
-    return file
-
-
-def catch_up(sources: Sequence[Path], before: dict[Path, tuple],
-             loaded: Sequence[Article]) -> tuple[list[Article], list[str]]:
-    """Return (articles to add or replace, ids to remove) for files changed since `before`.
-
-    Loads only the changed files, then resolves duplicate ids as load_sources does
-    (first in reading order wins), so the result equals a fresh full load.
-    """
-    after = snapshot(sources)
-    if after == before:
-        return [], []
-    by_file: dict[Path, list[Article]] = {}
-    for article in loaded:
-        by_file.setdefault(_file_of(article), []).append(article)
-    cats_changed = any(p.name == CATEGORIES_FILE and before.get(p) != after.get(p) for p in after)
-    if cats_changed:
-        final_list = load_sources(sources).articles
-    else:
-        final_list, seen = [], set()
-        for source in sources:
-            try:
-                categories = load_categories(source if source.is_dir() else source.parent)
-            except (BadArticle, ValueError, OSError):
-                categories = None
-            for path in (corpus_files(source) if source.exists() else ()):
-                if path in before and before[path] == after.get(path):
-                    items = by_file.get(path.resolve(), [])
-                else:
-                    items = [a for a in load_file(path, categories) if isinstance(a, Article)]
-                for a in items:
-                    if a.id not in seen:
-                        seen.add(a.id)
-                        final_list.append(a)
-    old = {a.id: a for a in loaded}
-    final = {a.id: a for a in final_list}
-    changed = [a for i, a in final.items() if old.get(i) != a]
-    removed = [i for i in old if i not in final]
-    return changed, removed
-
-
-def rebuild(sources: Sequence[str | Path], index_dir: str | Path, *, procs: int | None = None,
-            show_progress: bool = True, lock_timeout: float = 60.0,
-            on_loaded=None) -> tuple[LoadResult, BuildStats, dict]:
-    """Build a new generation from sources and swap it in without losing concurrent writes.
-
-    Returns the load result, the build statistics and what the catch-up applied.
-    `on_loaded(result)` runs once the snapshot is read (the CLI reports problems there).
-    """
-    from . import related
-
-    sources = [Path(s).resolve() for s in sources]
-    index_dir = Path(index_dir)
-    before = snapshot(sources)
-    loaded = load_sources(sources)
-    if on_loaded is not None:
-        on_loaded(loaded)
-    if not loaded.articles:
-        raise BadRequest("読み込める記事がありません。索引は作り直していません。",
-                         hint="check the paths and the problems listed above")
-    applied: dict = {"changed": 0, "removed": 0}
-
-    def after_write(gen_dir, articles, analysed) -> dict:
-        extra = related.after_write(gen_dir, articles, analysed) or {}
-        return {**extra, "sources": [str(s) for s in sources]}
-
-    @contextlib.contextmanager
-    def around_swap(tmp_dir: Path):
-        index_dir.mkdir(parents=True, exist_ok=True)
-        with writer_lock(index_dir, lock_timeout):
-            started = time.time_ns()
-            try:
-                meta = read_meta(index_dir)
-                check_meta(meta, index_dir)
-            except KBError:
-                meta = None  # first build, or one replacing an incompatible index
-            if meta is not None:
-                # finish a killed writer's work first, so the catch-up sees its files
-                recover(index_dir, generation_dir(index_dir, meta), lock_timeout)
-            changed, removed = catch_up(sources, before, loaded.articles)
-            if changed or removed:
-                _update(tmp_dir, changed, removed, lock_timeout)
-                fsync_tree(tmp_dir, started - FILE_CLOCK_SLACK_NS)
-            applied.update(changed=len(changed), removed=len(removed))
-            yield
-
-    stats = build(loaded.articles, index_dir, procs=procs, show_progress=show_progress,
-                  features=related.features, after_write=after_write, around_swap=around_swap)
-    return loaded, stats, applied
-
-
-def problems_text(problems: Sequence[Problem]) -> list[str]:
-    """Return one line per skipped file or line."""
-    return [f"skipped {p}" for p in problems]

@@ -1,4 +1,4 @@
-"""The tile map and the fiscal-year bar chart (kb/charts.py) and their place in the pages and API."""
+"""The tile map and the fiscal-year bar chart (kb/charts.py), in the results page and the API."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -49,7 +49,8 @@ def test_chart_data_counts_every_prefecture_and_fills_year_gaps():
     assert data["years"][0]["selected"] and data["years"][-1]["era"] == "令和5年度"
 
 
-@pytest.mark.parametrize("count,top,step", [(0, 5, 0), (1, 5, 1), (5, 5, 5), (3, 5, 3), (1, 100, 1)])
+@pytest.mark.parametrize("count,top,step",
+                         [(0, 5, 0), (1, 5, 1), (5, 5, 5), (3, 5, 3), (1, 100, 1)])
 def test_shade_steps(count, top, step):
     assert shade(count, top) == step
 
@@ -127,7 +128,8 @@ def test_api_search_has_the_chart_counts(client):
 
 
 def test_no_charts_without_results(client):
-    html = client.get("/search", query_string={"q": "窓口", "prefecture": "沖縄県"}).get_data(as_text=True)
+    r = client.get("/search", query_string={"q": "窓口", "prefecture": "沖縄県"})
+    html = r.get_data(as_text=True)
     assert "chart tilemap" not in html
 
 

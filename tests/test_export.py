@@ -21,8 +21,9 @@ def test_guard_cell(value, expected):
 
 
 def test_csv_is_excel_ready():
-    rows = export_rows([{"id": "a", "title": '=HYPERLINK("http://x")', "categories": ["窓口業務", "税"],
-                         "snippet": 'two\nlines, "quoted"', "year": 2023, "score": 1.5}],
+    rows = export_rows([{"id": "a", "title": '=HYPERLINK("http://x")',
+                         "categories": ["窓口業務", "税"], "snippet": 'two\nlines, "quoted"',
+                         "year": 2023, "score": 1.5}],
                        link=lambda i: f"http://kb/articles/{i}")
     text = to_csv(rows)
     assert text.startswith(BOM)

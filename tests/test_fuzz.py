@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kb.store import Store, rebuild
+from kb.rebuild import rebuild
+from kb.store import Store
 from web import create_app
 
 from test_web import assert_error
@@ -424,3 +425,19 @@ def test_the_inert_check_catches_what_it_should():
     check = InertCheck()
     check.feed("<p>&lt;script&gt; <mark>窓口</mark></p><script src=\"/static/app.js\"></script>")
     assert check.problems == []
+
+
+@pytest.mark.parametrize("qs", ["q=窓口&prefecture=架空県", "q=窓口&category=存在しない分類",
+                                "prefecture=<script>", "q=窓口&year=3000", "q=窓口&page=1001",
+                                "q=窓口&per_page=0", "q=窓口&sort=random"])
+def test_unknown_filters_and_absurd_paging_are_a_clear_400(fuzz_app, qs):
+    client = fuzz_app.test_client()
+    assert_error(client.get(f"/api/search?{qs}"), 400, "bad_query")
+    page = client.get(f"/search?{qs}")
+    assert page.status_code == 400 and "入力を確認してください" in page.get_data(as_text=True)
+
+
+def test_known_filters_still_work(fuzz_app):
+    client = fuzz_app.test_client()
+    for qs in ("q=窓口&prefecture=千葉県", "q=窓口&category=窓口業務", "q=窓口&prefecture=全国"):
+        assert client.get(f"/api/search?{qs}").status_code == 200

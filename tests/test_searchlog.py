@@ -1,4 +1,4 @@
-"""The search log (kb/searchlog.py) and its web side (web/insights.py): searches, clicks, insights."""
+"""The search log (kb/searchlog.py) and its web side (web/insights.py)."""
 from __future__ import annotations
 
 import multiprocessing

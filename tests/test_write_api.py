@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from kb.store import rebuild, writer_lock
+from kb.durable import writer_lock
+from kb.rebuild import rebuild
 from web import create_app
 
 from test_web import assert_error

@@ -36,10 +36,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import admin, related, views
+    from . import admin, ask, related, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(related.bp)
+    app.register_blueprint(ask.bp)  # Q&A: /ask, /api/ask
     admin.init_app(app)  # write API, /admin, optional read token
     from . import ui
 

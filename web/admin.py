@@ -99,7 +99,9 @@ def require_read_token():
     given = _bearer()
     if _same(given, token) or _same(given, current_app.config["WRITE_TOKEN"]):
         return None
-    if request.path.startswith("/api/"):
+    from . import wants_json  # the app's own rule for which answers are JSON
+
+    if wants_json():
         raise Unauthorized("閲覧には正しいトークンが必要です（Authorization: Bearer <token>）。")
     return redirect(url_for("admin.admin_page", next=request.full_path))
 

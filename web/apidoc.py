@@ -45,13 +45,13 @@ class Endpoint:
     tag: str = "検索"
 
 
-_Q = Param("q", "検索語（空白区切り、\"語句\"、-除外、A OR B、prefecture: などの絞り込みも書けます）",
-           required=True, example="窓口業務 委託")
+_Q = Param("q", "検索語（空白区切り、\"語句\"、-除外、A OR B、prefecture: などの絞り込みも"
+                "書けます）", required=True, example="窓口業務 委託")
 _FILTERS = (
     Param("prefecture", "都道府県で絞り込み（複数指定可）", repeat=True, example="静岡県"),
     Param("category", "カテゴリで絞り込み（複数指定可）", repeat=True, example="窓口業務"),
-    Param("year", "年度（4月始まり）で絞り込み。2023、2023年度、令和5年度、R5 のどれでも（複数指定可）",
-          repeat=True, example="2023"),
+    Param("year", "年度（4月始まり）で絞り込み。2023、2023年度、令和5年度、R5 のどれでも"
+          "（複数指定可）", repeat=True, example="2023"),
 )
 _PAGING = (
     Param("page", "ページ番号（1〜1000）", "integer"),
@@ -67,7 +67,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "関連度順（または新しい順）の記事、抜粋、都道府県・カテゴリ・年度ごとの件数（facets）、"
              "地図とグラフの件数（charts）を返します。",
              (_Q, *_FILTERS, *_PAGING,
-              Param("explain", "1 にすると、各記事でどの語がどこに一致したか（matched）も返します")),
+              Param("explain", "1 にすると、各記事でどの語がどこに一致したか（matched）も"
+                    "返します")),
              responses={200: "検索結果", **_ERRORS}),
     Endpoint("GET", "/api/articles/<path:article_id>", "記事を1件取得する",
              "記事の本文とメタデータを返します。", (_ARTICLE_ID,),
@@ -98,6 +99,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              (Param("days", "集計する日数（1〜3650、既定 30）", "integer"),),
              responses={200: "集計", 401: "トークンがない・違う", 403: "トークン未設定"},
              auth=True, tag="検索ログ"),
+    Endpoint("GET", "/api/ask", "質問に答える",
+             "文章の質問に、記事の一文を根拠として答えます。十分な答えがなければ answered: false "
+             "と近い記事を返します（answer には根拠の記事と文、confidence は確からしさ）。",
+             (Param("q", "質問（文章）", required=True,
+                    example="白井市では来庁者の待ち時間がどれだけ短くなった？"),),
+             responses={200: "回答（または回答なし）", **_ERRORS}, tag="質問"),
     Endpoint("GET", "/api/openapi.json", "この API の説明（OpenAPI 3.1）", tag="その他"),
     Endpoint("GET", "/healthz", "稼働状況", "記事数と配信中の索引の世代を返します。",
              responses={200: "稼働中", 503: "索引がない"}, tag="その他"),
@@ -216,8 +223,9 @@ def openapi() -> dict:
                         "code": {"type": "string"}, "message": {"type": "string"},
                         "hint": {"type": "string"}}}}},
             },
-            "securitySchemes": {"writeToken": {"type": "http", "scheme": "bearer",
-                                               "description": "設定 WRITE_TOKEN（KB_WRITE_TOKEN）の値"}},
+            "securitySchemes": {"writeToken": {
+                "type": "http", "scheme": "bearer",
+                "description": "設定 WRITE_TOKEN（KB_WRITE_TOKEN）の値"}},
         },
     }
 

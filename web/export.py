@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response, current_app, json, request, url_for
+from flask import Blueprint, Response, current_app, json, url_for
 
 from kb.export import content_disposition, download_name, export_hits, export_rows, to_csv
 

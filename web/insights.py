@@ -15,7 +15,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, current_app, g, jsonify, make_response, redirect,
+from flask import (Blueprint, current_app, g, jsonify, make_response, redirect,
                    render_template, request, url_for)
 
 from kb.errors import BadRequest, Forbidden, Unauthorized
@@ -25,11 +25,6 @@ bp = Blueprint("insights", __name__)
 LOGGED_ENDPOINTS = {"views.search_page": "page", "views.api_search": "api"}
 LOG_FILE = "searchlog.sqlite3"
 MAX_DAYS = 3650
-
-
-def init_app(app: Flask) -> None:
-    """Register the blueprint (its after-request hook logs every search)."""
-    app.register_blueprint(bp)
 
 
 # --- the log ---------------------------------------------------------------------------------

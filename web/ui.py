@@ -26,7 +26,7 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.register_blueprint(export.bp)
-    insights.init_app(app)
+    app.register_blueprint(insights.bp)  # its after-request hook logs every search
     app.register_blueprint(apidoc.bp)
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, render_template, request, url_for
 
 from kb.charts import chart_data
-from kb.corpus import validate_id
-from kb.errors import ArticleNotFound, BadArticle, BadQuery
+from kb.corpus import NATIONWIDE, PREFECTURES, load_categories, validate_id
+from kb.errors import ArticleNotFound, BadArticle, BadQuery, KBError
 from kb.index import OpenIndex
 from kb.search import FILTERS, MAX_PAGE, MAX_PER_PAGE, matched_label, search
 from kb.years import year_label
@@ -52,6 +53,7 @@ def search_args() -> dict:
     q = request.args.get("q", "")
     g.query = q
     filters = {name: request.args.getlist(name) for name in FILTERS if request.args.getlist(name)}
+    check_filter_values(filters)
     return {
         "text": q,
         "filters": filters,
@@ -61,6 +63,23 @@ def search_args() -> dict:
         "sort": request.args.get("sort", "relevance") or "relevance",
         "synonyms": current_app.config.get("SYNONYMS") or None,
     }
+
+
+def check_filter_values(filters: dict) -> None:
+    """A prefecture or category no article can have is a typo: say so (400), not 0 hits."""
+    for value in filters.get("prefecture", []):
+        if value not in PREFECTURES and value != NATIONWIDE:
+            raise BadQuery(f"都道府県「{value[:40]}」はありません。「静岡県」のように指定してください。")
+    wanted = filters.get("category", [])
+    if wanted:
+        known = {t.decode("utf-8") for t in get_index().searcher().lexicon("categories")}
+        try:
+            known |= load_categories(Path(current_app.config["CORPUS_DIR"])) or set()
+        except (KBError, ValueError, OSError):
+            pass  # the taxonomy is optional here: the index's own categories suffice
+        for value in wanted:
+            if value not in known:
+                raise BadQuery(f"カテゴリ「{value[:40]}」はありません。")
 
 
 def search_data(explain: bool = False) -> dict:
@@ -129,7 +148,10 @@ def search_page():
     if not request.args.get("q", "").strip() and not any(request.args.get(f) for f in FILTERS):
         return render_template("home.html", query="")
     data = search_data(explain=True)
-    return render_template("search.html", data=data, query=data["query"])
+    from .ask import answer_box  # a question typed into the search box gets an answer too
+
+    qa = answer_box(data["query"], filters=bool(data["filters"]) or data["page"] > 1)
+    return render_template("search.html", data=data, query=data["query"], qa=qa)
 
 
 @bp.route("/articles/<path:article_id>")
