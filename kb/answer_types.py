@@ -45,6 +45,10 @@ _WH_TERMS = {
 # Words after どれ/どの that ask "how much": どれだけ, どれくらい, どの程度 ...
 _HOW_MUCH = ("だけ", "くらい", "ぐらい", "ほど", "程")
 _HOW_MUCH_HEADS = {"程度", "位", "くらい", "ぐらい"}
+# どこ asked of an actor (受託したのはどこ？) asks for an organisation, not a place.
+_ACTOR_VERBS = {"受託", "委託", "運営", "開設", "設立", "契約", "請け負う", "担当", "落札", "受注",
+                "提供", "開発", "製造", "販売", "経営", "出資", "任す", "選定", "指定", "実施",
+                "支援", "協定", "締結", "採用", "発表", "買収", "参入"}
 _REASON_HEADS = {"理由", "原因", "目的", "為", "きっかけ", "背景"}
 _METHOD_HEADS = {"方法", "手段", "仕組み", "やり方", "手順", "形"}
 
@@ -63,6 +67,8 @@ ORG_HEADS = {"会社", "企業", "団体", "組織", "法人", "機関", "党", 
              "国会", "議会", "政府", "事務所", "研究所", "病院", "施設", "事業所", "株式会社"}
 PERSON_HEADS = {"人物", "人", "者", "氏", "選手", "監督", "作者", "著者", "作家", "王",
                 "皇帝", "天皇", "首相", "大統領", "社長", "市長", "知事", "名前", "誰"}
+# Legal forms that make what follows them a name (株式会社あおしおビジネスサービス).
+_ORG_FORMS = ("会社", "法人", "組合", "財団", "機構", "JV", "ＪＶ")
 ERAS = ("令和", "平成", "昭和", "大正", "明治", "慶応", "元治", "文久", "天保")
 _SEASONS = {"春", "夏", "秋", "冬", "上旬", "中旬", "下旬", "初旬", "初頭", "末", "前半",
             "後半", "半ば", "ごろ", "頃", "以降", "以前", "明け", "末期", "初期", "中期"}
@@ -117,12 +123,14 @@ def looks_like_question(text: str) -> bool:
     return bool(_QUESTION_END.search(text) or _WH_SURFACE.search(text))
 
 
-def _is_counter(m: Morph) -> bool:
+def is_counter(m: Morph) -> bool:
+    """True for a counter or unit word (件, 人, 円, ％, km ...)."""
     return ("助数詞" in m.pos[1:3] or m.pos[2] == "助数詞可能" or m.surface in COUNTERS
             or m.surface.lower() in _COUNTER_SYMBOLS)
 
 
-def _is_number(m: Morph) -> bool:
+def is_number(m: Morph) -> bool:
+    """True for a number (Sudachi joins 21万7,000 into one)."""
     return m.pos[1] == "数詞" or bool(_DIGITS.match(m.text))
 
 
@@ -180,7 +188,7 @@ def _refine(qtype: str, head: Morph | None, units: list[Morph], wh: int | None
         return PLACE, None
     if h in ORG_HEADS and h not in ("部", "局"):
         return ORGANIZATION, None
-    if _is_counter(head) and qtype in (QUANTITY, NOUN):
+    if is_counter(head) and qtype in (QUANTITY, NOUN):
         return QUANTITY, h
     if qtype == QUANTITY and wh is not None and units[wh].surface.startswith("何"):
         qtype = NOUN  # 何色, 何語: "which", not "how many"
@@ -234,6 +242,8 @@ def read_question(text: str) -> Question:
                 head = m
                 break
     qtype, unit = _refine(qtype, head, units, wh)
+    if qtype == PLACE and any(m.text in _ACTOR_VERBS for m in units):
+        qtype = ORGANIZATION
     if qtype == QUANTITY and unit is None:
         # どれだけ短くなった / 何倍: take the unit from what is measured
         for m in units:
@@ -258,11 +268,11 @@ def read_question(text: str) -> Question:
 def span_unit(units: list[Morph]) -> str | None:
     """Return the counter that follows the first number in a span (1,340件 -> 件)."""
     for k, m in enumerate(units):
-        if _is_number(m):
+        if is_number(m):
             for n in units[k + 1:k + 3]:
-                if _is_counter(n) or n.text in MONEY_UNITS or n.text in DURATION_UNITS:
+                if is_counter(n) or n.text in MONEY_UNITS or n.text in DURATION_UNITS:
                     return n.text
-                if not _is_number(n):
+                if not is_number(n):
                     break
     return None
 
@@ -270,7 +280,7 @@ def span_unit(units: list[Morph]) -> str | None:
 def span_types(units: list[Morph], text: str) -> set[str]:
     """Return the types a candidate answer span can be (empty: a plain noun phrase)."""
     out: set[str] = set()
-    has_number = any(_is_number(m) for m in units)
+    has_number = any(is_number(m) for m in units)
     unit = span_unit(units)
     last = units[-1]
     if has_number:
@@ -289,7 +299,9 @@ def span_types(units: list[Morph], text: str) -> set[str]:
         out.add(DATE)
     if any(m.pos[1:3] == ("固有名詞", "人名") for m in units):
         out.add(PERSON)
-    if last.text in ORG_HEADS or any(m.text in ("株式会社", "有限会社", "法人") for m in units):
+    if any(m.text.endswith(_ORG_FORMS) for m in units):
+        out.update((ORGANIZATION, PROPER))  # 株式会社あおしお…: a company's own name
+    elif last.text in ORG_HEADS:
         out.add(ORGANIZATION)
     elif any(m.pos[1:3] == ("固有名詞", "地名") for m in units) or (
             last.text in PLACE_HEADS and len(units) > 1):

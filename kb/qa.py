@@ -18,15 +18,14 @@ from .answer_types import Question, read_question
 from .errors import BadQuery
 from .index import OpenIndex
 from .qa_features import (Passage, PassageCache, Span, Weights, coverage, match_units,
-                          passage_features,
-                          sentence_features, span_candidates, title_candidate,
+                          passage_features, sentence_features, span_candidates,
                           weigh_question)
+from .qa_model import dot, forest, sigmoid
 from .search import MAX_QUERY_CHARS, search
 
 PASSAGES = 5  # articles read per question
 SENTENCES = 5  # best sentences searched for an answer span
 OTHER_CANDIDATES = 3  # further sentences shown beside the answer
-TITLE_OPTION = True
 _cache = PassageCache()
 
 
@@ -37,19 +36,6 @@ def _weights() -> dict:
     from .qa_weights import WEIGHTS
 
     return WEIGHTS
-
-
-def dot(weights: dict[str, float], features: dict[str, float]) -> float:
-    """Score a sparse feature dict with a weight dict (a logistic regression's logit)."""
-    return sum(weights.get(name, 0.0) * value for name, value in features.items())
-
-
-def sigmoid(x: float) -> float:
-    """The logistic function, safe for large |x|."""
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
 
 
 # --- retrieval --------------------------------------------------------------------------
@@ -148,31 +134,33 @@ def confidence_features(c: Candidates, best: dict, runner_up: dict | None) -> di
     return feats
 
 
-def joint_features(sent_logit: float, spans: list[Span], feats: dict, rank: int,
-                   title: Span | None = None) -> dict:
-    """Features of an answer option: a sentence's best span, or the article title."""
-    best = spans[0].score if spans else -10.0
-    second = spans[1].score if len(spans) > 1 else best - 5.0
-    top = spans[0].features if spans else {}
-    out = {"bias": 1.0, "j_sent": sent_logit, "j_span": best, "j_gap": best - second,
-           "j_nospan": 0.0 if spans else 1.0, f"j_rank{min(rank, 3)}": 1.0,
-           "j_cov": feats["s_cov"], "j_overlap": top.get("c_overlap", 0.0),
-           "j_near": top.get("c_near", 0.0)}
-    if title is not None:
-        # the same sentence, answered by the title instead of its best span
-        out.update({f"jt_{k}": v for k, v in title.features.items() if k != "bias"})
-        out["jt_cov"] = feats["s_cov"]
-        out["jt_sent"] = sent_logit
+def joint_features(sent_logit: float, spans: list[Span], feats: dict, rank: int) -> dict:
+    """Features of a sentence with its best span: is this where the answer is?
+
+    The joint model sees the sentence's own features and its best span's too, so it
+    can tell a sentence that restates the question from one that answers it.
+    """
+    best = spans[0]
+    second = spans[1].score if len(spans) > 1 else best.score - 5.0
+    out = {"bias": 1.0, "j_sent": sent_logit, "j_span": best.score,
+           "j_gap": best.score - second, f"j_rank{min(rank, 3)}": 1.0,
+           "j_spans": math.log1p(len(spans))}
+    out.update({k: v for k, v in feats.items() if k != "bias"})
+    out.update({"sp_" + k: v for k, v in best.features.items() if k != "bias"})
     return out
+
+
+def joint_scores(model: dict, rows: list[dict]) -> list[float]:
+    """Score answer options with the joint model (a tree ensemble or linear weights)."""
+    spec = model["joint"]
+    if "trees" in spec:
+        return [float(v) for v in forest(spec).decision(rows)]
+    return [dot(spec, r) for r in rows]
 
 
 def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
                  ) -> tuple[list[dict], list]:
-    """Score sentences, then spans in the best ones; answer options best first.
-
-    Each of the best sentences offers its best span and, when the article names its
-    title in the body, the title (its subject, often left unsaid) as options.
-    """
+    """Score sentences, then spans in the best ones; one answer per sentence, best first."""
     scored = []
     for p, s, matches, feats in c.sentences:
         scored.append((dot(model["sentence"], feats), p, s, matches, feats))
@@ -180,19 +168,17 @@ def rank_answers(c: Candidates, model: dict, sentences: int = SENTENCES
     answers = []
     for rank, (sent_logit, p, s, matches, feats) in enumerate(scored[:sentences]):
         spans = span_candidates(c.question, c.weights, p, s, matches)
-        virtual = title_candidate(c.question, c.weights, p, s, feats) if TITLE_OPTION else None
-        if virtual is not None:
-            spans.append(virtual)
+        if not spans:
+            continue
         for sp in spans:
             sp.score = dot(model["span"], sp.features)
         spans.sort(key=lambda sp: -sp.score)
-        options = [(spans[0], joint_features(sent_logit, spans, feats, rank))] if spans else []
-        for span, jf in options:
-            answers.append({"passage": p, "sentence": span.sentence, "asked": s,
-                            "span": span, "spans": spans[:3],
-                            "sent_logit": sent_logit, "span_logit": span.score,
-                            "sent_feats": feats, "joint_feats": jf,
-                            "joint": dot(model["joint"], jf)})
+        answers.append({"passage": p, "sentence": s, "span": spans[0], "spans": spans[:3],
+                        "sent_logit": sent_logit, "span_logit": spans[0].score,
+                        "sent_feats": feats,
+                        "joint_feats": joint_features(sent_logit, spans, feats, rank)})
+    for a, score in zip(answers, joint_scores(model, [a["joint_feats"] for a in answers])):
+        a["joint"] = score
     answers.sort(key=lambda a: -a["joint"])
     return answers, scored
 
@@ -225,8 +211,6 @@ def ask(index: OpenIndex, text: str, *, threshold: float | None = None,
         "hits": [{"id": h["id"], "title": h["title"], "score": h["score"]} for h in c.hits],
         "took_ms": round((time.perf_counter() - started) * 1000, 1),
     }
-    if best is not None and not answered:
-        out["best_guess"] = _answer_data(best, confidence)
     return out
 
 

@@ -12,8 +12,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .analysis import Morph, analyze, split_sentences
-from .answer_types import (DATE, DURATION_UNITS, MONEY, NUMBER, ORGANIZATION, PERSON, PLACE,
-                           PROPER, QUANTITY, Question, span_types, span_unit)
+from .answer_types import (DATE, DURATION_UNITS, ERAS, MONEY, NUMBER, ORGANIZATION, PERSON,
+                           PLACE, QUANTITY, Question, is_counter, is_number, span_types,
+                           span_unit)
 
 MAX_SPAN_UNITS = 7
 MAX_SPAN_CHARS = 40
@@ -29,6 +30,7 @@ _OPENERS = {"（": "）", "「": "」", "『": "』", "(": ")", "【": "】", "�
 _PARTICLES = ("は", "が", "を", "に", "の", "と", "で", "も", "や", "から", "へ", "まで", "より",
               "として", "という", "など")
 CACHE_SIZE = 512
+_NAMING = frozenset({"言う", "呼ぶ", "称する", "名付ける", "名乗る", "通称", "名称", "呼称", "略す"})
 _GRAM_SKIP = frozenset("？?。、！!「」『』（）() 　はがをにでのかと")
 # Words that open a sentence continuing the one before (これを石油諸税と言う).
 _ANAPHORS = frozenset({"これ", "この", "それ", "その", "此れ", "此の", "其れ", "其の", "こう",
@@ -60,7 +62,6 @@ class Passage:
     sentences: list[Sentence]
     title_terms: frozenset[str]
     terms: frozenset[str]
-    title_units: list[Morph] = field(default_factory=list)
     rank: int = 0  # place in the search results (0 = first)
     score: float = 0.0  # search score
     extra: dict = field(default_factory=dict)
@@ -95,10 +96,9 @@ def analyse_passage(article_id: str, title: str, body: str) -> Passage:
         gaps.append(body[pos:end])
         sentences.append(Sentence(len(sentences), start, end, units, gaps,
                                   frozenset(_terms_of(units))))
-    title_units = analyze(title, "query")
-    title_terms = frozenset(_terms_of(title_units))
+    title_terms = frozenset(_terms_of(analyze(title, "query")))
     return Passage(article_id, title, body, sentences, title_terms,
-                   title_terms | frozenset(_terms_of(morphs)), title_units)
+                   title_terms | frozenset(_terms_of(morphs)))
 
 
 class PassageCache:
@@ -232,6 +232,11 @@ def _has_expected(q: Question, s: Sentence) -> float:
     return 0.0
 
 
+def _asks_name(q: Question) -> bool:
+    """True for 「…を何と言う？」「…は何と呼ばれる？」: the answer is a name."""
+    return q.wh is not None and any(m.text in _NAMING for m in q.units[q.wh + 1:q.wh + 3])
+
+
 def q_grams(q: Question) -> tuple[set[str], set[str], set[str]]:
     """Character 2-, 3- and 4-grams of the question's content (cached on the question)."""
     grams = getattr(q, "_grams", None)
@@ -285,7 +290,12 @@ def sentence_features(q: Question, wts: Weights, p: Passage, s: Sentence,
     prev_cov = coverage(q, wts, sents[s.index - 1].terms) if s.index > 0 else 0.0
     text = p.body[s.start:s.end]
     grams = q_grams(q)
+    naming = _asks_name(q)
+    names = naming and any(m.text in _NAMING for m in s.units)
     return {
+        "s_naming": 1.0 if names else 0.0,
+        "s_naming_anaphor": prev_cov if names and first in _ANAPHORS else 0.0,
+        "s_q_naming": 1.0 if naming else 0.0,
         "s_char2": _containment(grams[0], text, 2),
         "s_char3": _containment(grams[1], text, 3),
         "s_char4": _containment(grams[2], text, 4),
@@ -434,15 +444,22 @@ def span_candidates(q: Question, wts: Weights, p: Passage, s: Sentence,
     total = wts.total
     qtype = q.answer_type
     out: list[Span] = []
+    numeric = [is_number(m) for m in units]
     for i in range(n):
         if units[i].pos[0] not in _START_POS:
             continue
+        if i > 0 and gaps[i] == "" and (numeric[i - 1] or units[i - 1].surface in ERAS):
+            continue  # never start inside 令和5年 or 1,340件
         for j in range(i, min(n, i + MAX_SPAN_UNITS)):
             if j > i and gaps[j] not in _INNER_GAPS:
                 break
             if units[j].pos[0] in _STOP_POS:
                 break
             if units[j].pos[0] not in _END_POS or units[j].pos[1] == "形容詞的":
+                continue
+            if j + 1 < n and gaps[j + 1] == "" and numeric[j] and is_counter(units[j + 1]):
+                continue  # a number keeps its counter
+            if units[j].surface in ERAS:
                 continue
             ok, extra = _closes(gaps[i + 1:j + 1], gaps[j + 1])
             if not ok:
@@ -516,6 +533,9 @@ def _span(q, wts, p, s, i, j, start, end, text, cand, matched, total, qtype, hea
     if gaps[i][-1:] in _OPENERS and gaps[j + 1][:1] == _OPENERS[gaps[i][-1]]:
         feats["c_bracketed"] = 1.0
     feats[f"c_fp_{cand[0].pos[0]}"] = 1.0
+    if len(cand) > 1 and cand[0].pos[0] == "名詞" and not is_number(cand[0]) and (
+            is_number(cand[1]) or cand[1].pos[0] == "接頭辞") and gaps[i + 1] == "":
+        feats["c_lead_noun_num"] = 1.0  # 年間約9,600件, 延べ1万6,830件
     feats[f"c_lp_{cand[-1].pos[0]}_{cand[-1].pos[1]}"] = 1.0
     if any(g for g in gaps[i + 1:j + 1]):
         feats["c_inner_gap"] = 1.0
@@ -541,45 +561,6 @@ def _span(q, wts, p, s, i, j, start, end, text, cand, matched, total, qtype, hea
     return Span(s, i, j, start, end, text, types, feats)
 
 
-def title_candidate(q: Question, wts: Weights, p: Passage, s: Sentence,
-                    sent_feats: dict) -> Span | None:
-    """The article's title as the answer to a question about sentence s.
-
-    Articles leave their subject unsaid (「ニーダーザクセン州の州都である。」 in the
-    article ハノーファー): when a sentence matches the question but names nothing new,
-    the answer is often the title. The span points at the title's first mention in
-    the body, or at nothing (start = end = -1) when the body never names it.
-    """
-    title = p.title.strip()
-    if not title or len(title) > MAX_SPAN_CHARS or not p.title_units:
-        return None
-    where = p.body.find(title)
-    if where < 0:
-        return None
-    start, end = where, where + len(title)
-    home = next((x for x in p.sentences if x.start <= where < x.end), s)
-    in_question = sum(1 for m in p.title_units if m.text in wts.lookup or m.surface in q.text)
-    types = frozenset(span_types(p.title_units, title))
-    feats: dict[str, float] = {
-        "bias": 1.0,
-        "v_title": 1.0,
-        "v_q_title": in_question / len(p.title_units),
-        "v_s_cov": sent_feats["s_cov"],
-        "v_s_char3": sent_feats.get("s_char3", 0.0),
-        "v_s_names": 1.0 if p.title_terms <= s.terms else 0.0,
-        "v_in_body": 1.0 if where >= 0 else 0.0,
-        "v_home": 1.0 if home is s else 0.0,
-        "v_s_novel": sent_feats.get("s_novel", 0.0),
-        "v_s_pairs": sent_feats.get("s_pairs", 0.0),
-        "c_chars": math.log1p(len(title)),
-    }
-    for t in types or ("plain",):
-        feats[f"t_{q.answer_type}_{t}"] = 1.0
-    if q.head is not None and title.endswith(q.head.surface):
-        feats["c_head_end"] = 1.0
-    return Span(home, -1, -1, start, end, title, types, feats)
-
-
 __all__ = ["Passage", "PassageCache", "Sentence", "Span", "Weights", "analyse_passage",
            "coverage", "idf", "match_units", "passage_features", "sentence_features", "span_candidates",
-           "title_candidate", "weigh_question", "PROPER"]
+           "weigh_question"]

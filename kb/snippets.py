@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 from html import escape
@@ -85,13 +86,45 @@ def _window(spans: list[tuple[int, int]], sentences: list[tuple[int, int]],
     return start, end
 
 
+# Analysing a whole long article for every hit is most of a search's time; the
+# sentences that can hold a match are found by plain string search first.
+FULL_ANALYSIS_CHARS = 1500
+FALLBACK_CHARS = 3000
+
+
+def _likely_region(text: str, sentences: list[tuple[int, int]], keys: list[str]
+                   ) -> tuple[int, int]:
+    """The stretch around the sentence that mentions most of the keys (by characters)."""
+    best, best_score = -1, 0
+    for i, (start, end) in enumerate(sentences):
+        folded = unicodedata.normalize("NFKC", text[start:end]).lower()
+        score = sum(1 for k in keys if k in folded)
+        if score > best_score:
+            best, best_score = i, score
+    if best < 0:
+        return 0, min(len(text), FALLBACK_CHARS)
+    last = min(len(sentences) - 1, best + 3)
+    return sentences[max(0, best - 1)][0], sentences[last][1]
+
+
+def _spans_near_matches(text: str, sentences: list[tuple[int, int]], terms: set[str],
+                        literals: Iterable[str]) -> list[tuple[int, int]]:
+    if len(text) <= FULL_ANALYSIS_CHARS:
+        return match_spans(text, terms, literals)
+    literals = list(literals)
+    keys = [k.lower() for k in (*terms, *literals) if k]
+    start, end = _likely_region(text, sentences, keys)
+    return [(a + start, b + start) for a, b in match_spans(text[start:end], terms, literals)]
+
+
 def make_snippet(text: str, terms: set[str], length: int = SNIPPET_CHARS,
                  literals: Iterable[str] = ()) -> dict:
     """Return {"text", "html", "spans"}: a short extract around the matches."""
     if not text:
         return {"text": "", "html": "", "spans": []}
-    spans = match_spans(text, terms, literals) if terms or literals else []
     sentences = split_sentences(text) or [(0, len(text))]
+    spans = (_spans_near_matches(text, sentences, terms, literals)
+             if terms or literals else [])
     start, end = _window(spans, sentences, length)
     if end - start > length:
         # one long sentence: centre on its first match
