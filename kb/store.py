@@ -87,6 +87,9 @@ def check_article_data(data: object) -> dict:
                 _single_line(v, name)
                 if len(v) > limit:
                     raise BadArticle(f"{name} が長すぎます（{limit} 文字まで）。")
+                if name in ("categories", "tags") and isinstance(value, list) and "," in v:
+                    # the index keeps them comma-separated: "a,b" would come back as two
+                    raise BadArticle(f"{name} の各項目に「,」は使えません（{v[:40]!r}）。")
     return data
 
 

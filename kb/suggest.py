@@ -8,6 +8,7 @@ with the readings of the index's proper nouns (かけかわ -> 掛川).
 """
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections import defaultdict
 
@@ -23,27 +24,63 @@ MIN_CHARS = 3  # one edit in a shorter word changes too much of it
 MAX_CHARS = 12  # a longer chunk is a phrase or a sentence, not one misspelt word
 
 
+_VOCABULARIES: dict = {}
+_VOCABULARIES_LOCK = threading.Lock()
+
+
 def _decode(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+class _GramFrequencies(dict):
+    """bigram -> articles holding it, looked up in the index the first time it is asked.
+
+    Reading every bigram's frequency up front took seconds on a large index; the
+    terms alone come straight from the lexicon.
+    """
+
+    def __init__(self, reader, terms: set[str]):
+        super().__init__()
+        self.reader, self.terms = reader, terms
+
+    def __contains__(self, gram) -> bool:
+        return gram in self.terms
+
+    def __missing__(self, gram: str) -> int:
+        try:
+            value = self.reader.doc_frequency("grams", gram) if gram in self.terms else 0
+        except Exception:  # the reader was closed by a newer commit: no longer needed
+            value = 0
+        self[gram] = value
+        return value
+
+
 def gram_vocabulary(searcher) -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
-    """Return (bigram -> articles holding it, next characters of each, previous ones), cached."""
-    cached = getattr(searcher, "_kb_grams", None)
+    """Return (bigram -> articles holding it, next characters of each, previous ones), cached.
+
+    Cached per index folder and commit, so every thread's searcher shares one copy.
+    """
+    key = (getattr(getattr(searcher, "_ix", None), "storage", None) and searcher._ix.storage.folder,
+           searcher.reader().generation())
+    cached = _VOCABULARIES.get(key)
     if cached is not None:
         return cached
-    grams: dict[str, int] = {}
+    terms: set[str] = set()
     after: dict[str, set[str]] = defaultdict(set)
     before: dict[str, set[str]] = defaultdict(set)
     if "grams" in searcher.schema:
-        for token, info in searcher.reader().iter_field("grams"):
+        for token in searcher.reader().lexicon("grams"):
             g = _decode(token)
             if len(g) == 2:
-                grams[g] = info.doc_frequency()
+                terms.add(g)
                 after[g[0]].add(g[1])
                 before[g[1]].add(g[0])
-    searcher._kb_grams = (grams, after, before)
-    return searcher._kb_grams
+    grams = _GramFrequencies(searcher.reader(), terms)
+    with _VOCABULARIES_LOCK:
+        if len(_VOCABULARIES) > 4:  # older commits are no longer searched
+            _VOCABULARIES.clear()
+        _VOCABULARIES[key] = (grams, after, before)
+    return grams, after, before
 
 
 def one_edit(word: str, grams, after: dict, before: dict) -> set[str]:
