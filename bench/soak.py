@@ -444,13 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-only", action="store_true", help="skip parts 1 and 2 (to try)")
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="kb-soak-report-"))
     log(f"reliability soak, seed {args.seed}")
-
     if args.load_only:
         load = load_and_faults(args.seconds, args.seed)
         log(json.dumps(load, ensure_ascii=False, indent=1))
         return 0 if load["errors"] == load["lost_acknowledged_writes"] == 0 else 1
+    tmp = Path(tempfile.mkdtemp(prefix="kb-soak-report-"))
     log(f"1. fuzzing every route (KB_FUZZ_SCALE={args.fuzz_scale:g}) ...")
     fuzz, fuzz_summary, fuzz_s = run_pytest(
         "tests/test_fuzz.py", {"KB_FUZZ_SCALE": str(args.fuzz_scale),

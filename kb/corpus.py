@@ -193,7 +193,11 @@ def _read_text(path: Path) -> str:
 
 def load_markdown(path: Path, categories: frozenset[str] | None = None) -> Article:
     """Read a Markdown file with YAML front matter."""
-    text = _read_text(path)
+    return parse_markdown(_read_text(path), path, categories)
+
+
+def parse_markdown(text: str, path: Path, categories: frozenset[str] | None = None) -> Article:
+    """Return the article in the text of a Markdown file (the id defaults to its name)."""
     m = _FRONT_MATTER.match(text)
     if not m:
         raise BadArticle("no YAML front matter (--- ... ---) at the top")

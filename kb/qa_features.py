@@ -12,9 +12,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .analysis import Morph, analyze, split_sentences
-from .answer_types import (DATE, DURATION_UNITS, ERAS, MONEY, NUMBER, ORGANIZATION, PERSON,
-                           PLACE, QUANTITY, Question, is_counter, is_number, span_types,
-                           span_unit)
+from .answer_types import (DATE, DURATION_UNITS, ERAS, LEGAL_FORMS, MONEY, NUMBER, ORGANIZATION,
+                           PERSON, PLACE, PROPER, QUANTITY, Question, is_counter, is_number,
+                           span_types, span_unit)
 
 MAX_SPAN_UNITS = 7
 MAX_SPAN_CHARS = 40
@@ -27,6 +27,9 @@ _START_POS = frozenset({"名詞", "接頭辞", "形状詞", "代名詞", "連体
 _END_POS = frozenset({"名詞", "接尾辞"})
 _STOP_POS = frozenset({"動詞", "形容詞", "副詞", "感動詞"})
 _OPENERS = {"（": "）", "「": "」", "『": "』", "(": ")", "【": "】", "〈": "〉", "《": "》"}
+# Kana that end a company name rather than continue it (株式会社あおしおが受託).
+_NAME_BREAKS = frozenset({"が", "を", "に", "は", "で", "と", "の", "へ", "も", "や", "から",
+                          "より", "など", "まで", "では", "には", "とは"})
 _PARTICLES = ("は", "が", "を", "に", "の", "と", "で", "も", "や", "から", "へ", "まで", "より",
               "として", "という", "など")
 CACHE_SIZE = 512
@@ -421,6 +424,22 @@ def _closes(gaps_inside: list[str], trailing: str) -> tuple[bool, int]:
     return False, 0
 
 
+def expected(q: Question, span: Span) -> bool:
+    """True when a span is of the kind the question asks for (何件 -> a number of 件)."""
+    t = q.answer_type
+    if t == MONEY:
+        return MONEY in span.types
+    if t == DATE:
+        return DATE in span.types
+    if t == QUANTITY and q.unit is not None:
+        return NUMBER in span.types and "c_unit" in span.features
+    if t == PERSON:
+        return PERSON in span.types
+    if t == ORGANIZATION:
+        return ORGANIZATION in span.types or PROPER in span.types
+    return False
+
+
 def span_candidates(q: Question, wts: Weights, p: Passage, s: Sentence,
                     matches: list[tuple[int, int, float]]) -> list[Span]:
     """Return the answer candidates of a sentence with their features."""
@@ -450,6 +469,14 @@ def span_candidates(q: Question, wts: Weights, p: Passage, s: Sentence,
             continue
         if i > 0 and gaps[i] == "" and (numeric[i - 1] or units[i - 1].surface in ERAS):
             continue  # never start inside 令和5年 or 1,340件
+        if units[i].text in LEGAL_FORMS:
+            j = _name_end(units, gaps, i)
+            if j > i:  # 株式会社 + its name, whole: Sudachi splits kana names oddly
+                start, end = units[i].start, units[j].end
+                out.append(_span(q, wts, p, s, i, j, start, end, body[start:end],
+                                 units[i:j + 1], matched, total, qtype, head, left1, right1,
+                                 q_before, q_after))
+                continue
         for j in range(i, min(n, i + MAX_SPAN_UNITS)):
             if j > i and gaps[j] not in _INNER_GAPS:
                 break
@@ -459,8 +486,9 @@ def span_candidates(q: Question, wts: Weights, p: Passage, s: Sentence,
                 continue
             if j + 1 < n and gaps[j + 1] == "" and numeric[j] and is_counter(units[j + 1]):
                 continue  # a number keeps its counter
-            if units[j].surface in ERAS:
-                continue
+            if units[j].surface in ERAS or (j + 1 < n and gaps[j + 1] == "" and
+                                            units[j].text in LEGAL_FORMS):
+                continue  # 令和 and 株式会社 never end an answer: their name follows
             ok, extra = _closes(gaps[i + 1:j + 1], gaps[j + 1])
             if not ok:
                 continue
@@ -472,6 +500,20 @@ def span_candidates(q: Question, wts: Weights, p: Passage, s: Sentence,
             out.append(_span(q, wts, p, s, i, j, start, end, text, cand, matched, total,
                              qtype, head, left1, right1, q_before, q_after))
     return out
+
+
+def _name_end(units: list[Morph], gaps: list[str], i: int) -> int:
+    """The last unit of the name after a legal form at units[i] (株式会社あおしお…)."""
+    j = i
+    while j + 1 < len(units) and j - i < MAX_SPAN_UNITS + 2:
+        gap = gaps[j + 1]
+        if gap and not (len(gap) <= 2 and all("\u3041" <= ch <= "\u309f" for ch in gap)
+                        and gap not in _NAME_BREAKS):
+            break
+        if units[j + 1].pos[0] == "動詞" and gaps[j + 2:j + 3] != [""]:
+            break  # a verb that ends the clause, not a kana piece of the name
+        j += 1
+    return j
 
 
 def _span(q, wts, p, s, i, j, start, end, text, cand, matched, total, qtype, head, left1,
@@ -533,6 +575,8 @@ def _span(q, wts, p, s, i, j, start, end, text, cand, matched, total, qtype, hea
     if gaps[i][-1:] in _OPENERS and gaps[j + 1][:1] == _OPENERS[gaps[i][-1]]:
         feats["c_bracketed"] = 1.0
     feats[f"c_fp_{cand[0].pos[0]}"] = 1.0
+    if i > 0 and gaps[i] == "" and units[i - 1].text in ("年", "年度", "月") and is_number(cand[0]):
+        feats["c_date_cut"] = 1.0  # 7月 cut from 2017年7月
     if len(cand) > 1 and cand[0].pos[0] == "名詞" and not is_number(cand[0]) and (
             is_number(cand[1]) or cand[1].pos[0] == "接頭辞") and gaps[i + 1] == "":
         feats["c_lead_noun_num"] = 1.0  # 年間約9,600件, 延べ1万6,830件

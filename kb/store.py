@@ -14,10 +14,10 @@ kb/rebuild.py.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
-import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -26,8 +26,8 @@ from typing import Iterable, Sequence
 
 from whoosh import index as whoosh_index
 
-from .corpus import (CATEGORIES_FILE, Article, load_categories, load_file, load_markdown,
-                     make_article, markdown_text, validate_id)
+from .corpus import (CATEGORIES_FILE, Article, load_categories, load_file, make_article,
+                     markdown_text, parse_markdown, validate_id)
 from .durable import (FILE_CLOCK_SLACK_NS, TEMP_SUFFIX, remove_durably, write_atomic,
                       writer_lock)
 from .errors import ArticleNotFound, BadArticle, Busy, Conflict, KBError
@@ -401,13 +401,12 @@ def _roll_back(done: list[tuple[Path, bytes | None]]) -> None:
 def check_round_trip(article: Article, categories: frozenset[str] | None) -> bytes:
     """Return the article's file bytes, after checking they load back as this very article."""
     data = markdown_text(article).encode("utf-8")
-    with tempfile.TemporaryDirectory(prefix="kb-check-") as tmp:
-        path = Path(tmp) / f"{article.id}.md"
-        path.write_bytes(data)
-        try:
-            again = load_markdown(path, categories)
-        except KBError as exc:
-            raise BadArticle(f"この記事はファイルとして正しく保存できません（{exc.message}）。") from None
+    # decoded exactly as the loader reads a file (BOM, universal newlines)
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig").read()
+    try:
+        again = parse_markdown(text, Path(f"{article.id}.md"), categories)
+    except KBError as exc:
+        raise BadArticle(f"この記事はファイルとして正しく保存できません（{exc.message}）。") from None
     again.path = article.path
     if again != article:
         diff = [k for k, v in article.to_dict().items() if again.to_dict()[k] != v]
