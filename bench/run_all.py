@@ -64,9 +64,10 @@ def main() -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M")
         replace_section(heading, f"Run {stamp} with `.venv/bin/python -m {module}` "
                         f"({time.perf_counter() - t0:.0f} s):\n\n```\n{captured.getvalue()}```")
-    from bench import perf
+    from bench import perf, soak
 
-    perf.main([])
+    perf.main([])  # writes the Performance section itself
+    soak.main([])  # writes the Reliability soak section itself
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ _OPENERS = {"（": "）", "「": "」", "『": "』", "(": ")", "【": "】", "�
 # Kana that end a company name rather than continue it (株式会社あおしおが受託).
 _NAME_BREAKS = frozenset({"が", "を", "に", "は", "で", "と", "の", "へ", "も", "や", "から",
                           "より", "など", "まで", "では", "には", "とは"})
+_DATE_PARTS = frozenset({"年", "年度", "月"})
 _PARTICLES = ("は", "が", "を", "に", "の", "と", "で", "も", "や", "から", "へ", "まで", "より",
               "として", "という", "など")
 CACHE_SIZE = 512
@@ -469,6 +470,9 @@ def span_candidates(q: Question, wts: Weights, p: Passage, s: Sentence,
             continue
         if i > 0 and gaps[i] == "" and (numeric[i - 1] or units[i - 1].surface in ERAS):
             continue  # never start inside 令和5年 or 1,340件
+        if (i > 0 and gaps[i] == "" and numeric[i] and units[i - 1].text in _DATE_PARTS
+                and not (i + 1 < n and units[i + 1].text == q.unit)):
+            continue  # nor cut 10月 from 令和5年10月, unless 何月 is asked
         if units[i].text in LEGAL_FORMS:
             j = _name_end(units, gaps, i)
             if j > i:  # 株式会社 + its name, whole: Sudachi splits kana names oddly
