@@ -5,7 +5,8 @@ Every paragraph of ../shared/data/jsquad/valid-v1.3.json is indexed as an articl
 `kb.qa.ask`. The models are cross-validated over the 59 Wikipedia articles: trained on
 one half (bench/qa_train.py's code), scored on the other half, then swapped, so no
 figure comes from a model that saw the question's article. Training never touches the
-scored half: its unanswerable examples come from its own two quarters.
+scored half: its unanswerable examples are its own questions asked of its own half
+with the question's article left out.
 
 Reported:
   SentHit@1   a gold answer lies inside the returned sentence
@@ -21,6 +22,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import baselines, datasets, metrics
-from bench.qa_train import build_index, gathered, split_articles, train
+from bench.qa_train import build_index, gathered, left_out_runs, split_articles, train
 from kb.qa import ask
 
 TARGETS = {"SentHit@1": 0.85, "EM": 0.40, "F1": 0.55}
@@ -48,18 +50,12 @@ def _questions(questions: list[dict], titles: set[str]) -> list[dict]:
 def train_fold(paragraphs: list[dict], questions: list[dict], titles: set[str],
                workdir: Path, name: str) -> dict:
     """Train on one half of the articles only: its questions against its own articles
-    (answerable) and each quarter's questions against the other quarter (unanswerable)."""
-    ordered = [t for t in dict.fromkeys(p["article_title"] for p in paragraphs) if t in titles]
-    quarter1, quarter2 = set(ordered[0::2]), set(ordered[1::2])
+    (answerable), and each against the half without its own article (unanswerable)."""
     ix_half = build_index(_half(paragraphs, titles), workdir / name)
-    ix_q1 = build_index(_half(paragraphs, quarter1), workdir / f"{name}1")
-    ix_q2 = build_index(_half(paragraphs, quarter2), workdir / f"{name}2")
     qs = _questions(questions, titles)
-    q1, q2 = _questions(questions, quarter1), _questions(questions, quarter2)
-    pos = gathered(ix_half, qs, f"training questions ({name}, answerable)")
-    neg1 = gathered(ix_q2, q1, f"training questions ({name}1 asked of {name}2)")
-    neg2 = gathered(ix_q1, q2, f"training questions ({name}2 asked of {name}1)")
-    return train(pos, qs, [(neg1, q1), (neg2, q2)])
+    pos = gathered(ix_half, qs, f"training questions of half {name} (answerable)")
+    neg = left_out_runs(paragraphs, questions, titles, workdir, name)
+    return train(pos, qs, [neg])
 
 
 def ask_all(index, questions: list[dict], model: dict) -> list[dict]:
@@ -196,6 +192,16 @@ def main(argv: list[str] | None = None) -> None:
           "mean confidence, share whose sentence holds the answer")
     for label, n, conf, right in calibration(pos_all, qs_all, neg_all):
         print(f"    {label}  {n:>5}  {conf:.3f}  {right:.3f}")
+    print("  other thresholds: threshold, answer rate (answerable), false-answer rate (disjoint)")
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        ans = sum(1 for r in pos_all if r["answer"] and r["confidence"] >= t) / len(pos_all)
+        far = sum(1 for r in neg_all if r["answer"] and r["confidence"] >= t) / len(neg_all)
+        print(f"    {t:.1f}  {ans:.3f}  {far:.3f}")
+    dump = args.workdir / "qa_results.json"
+    dump.write_text(json.dumps({"answerable": pos_all, "disjoint": neg_all,
+                                "questions": [q["id"] for q in qs_all]}, ensure_ascii=False),
+                    encoding="utf-8")
+    print(f"  per-question results: {dump}")
     print(f"total {time.perf_counter() - started:.1f} s")
 
 

@@ -2,9 +2,10 @@
 
 `ask` reads the question (kb.answer_types), retrieves articles through `kb.search.search`
 (the same path as the search page), ranks their sentences, extracts answer spans from
-the best ones, and scores the winner with a calibrated confidence; below the threshold
-it abstains. The three small logistic-regression models live in kb/qa_weights.py,
-written by bench/qa_train.py from JSQuAD dev data.
+the best ones (kb.qa_features), picks the answer, and scores it with a calibrated
+confidence; below the threshold it abstains. The models (logistic regressions for
+sentences, spans and confidence, a small tree ensemble for the final choice) are plain
+literals in kb/qa_weights.py, written by bench/qa_train.py from JSQuAD dev data.
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from dataclasses import dataclass
 from .answer_types import Question, read_question
 from .errors import BadQuery
 from .index import OpenIndex
-from .qa_features import (Passage, PassageCache, Span, Weights, coverage, match_units,
-                          expected, passage_features, sentence_features, span_candidates,
-                          weigh_question)
+from .qa_features import (Passage, PassageCache, Sentence, Weights, coverage, match_units,
+                          passage_features, sentence_features, weigh_question)
 from .qa_model import dot, forest, sigmoid
+from .qa_spans import Span, expected, span_candidates
 from .search import MAX_QUERY_CHARS, search
 
 PASSAGES = 5  # articles read per question
@@ -51,11 +52,13 @@ def check_question(text) -> str:
     if not isinstance(text, str):
         raise BadQuery("質問は文字列で指定してください。")
     if len(text) > MAX_QUERY_CHARS:
-        raise BadQuery(f"質問が長すぎます（{len(text):,}文字）。{MAX_QUERY_CHARS:,}文字以内にしてください。")
+        raise BadQuery(f"質問が長すぎます（{len(text):,}文字）。"
+                       f"{MAX_QUERY_CHARS:,}文字以内にしてください。")
     return unicodedata.normalize("NFC", text.replace("\x00", " ")).strip()
 
 
-def retrieve(index: OpenIndex, text: str, limit: int = PASSAGES) -> tuple[list[Passage], list[dict]]:
+def retrieve(index: OpenIndex, text: str, limit: int = PASSAGES
+             ) -> tuple[list[Passage], list[dict]]:
     """Return the analysed top articles for a question, and the search hits themselves."""
     try:
         hits = search(index, text, per_page=limit, snippets=False)["hits"]
@@ -92,7 +95,7 @@ class Candidates:
     weights: Weights
     passages: list[Passage]
     hits: list[dict]
-    sentences: list[tuple[Passage, object, list, dict]]  # (passage, sentence, matches, feats)
+    sentences: list[tuple[Passage, Sentence, list, dict]]  # (passage, sentence, matches, feats)
 
 
 def gather(index: OpenIndex, text: str, limit: int = PASSAGES,
@@ -120,7 +123,7 @@ def confidence_features(c: Candidates, best: dict, runner_up: dict | None) -> di
     """Features of the winning answer that tell a found answer from a guess."""
     p = best["passage"]
     q, wts = c.question, c.weights
-    feats = {
+    return {
         "bias": 1.0,
         "k_joint": best["joint"],
         "k_sent": best["sent_logit"],
@@ -134,7 +137,6 @@ def confidence_features(c: Candidates, best: dict, runner_up: dict | None) -> di
         "k_rank0": 1.0 if p.rank == 0 else 0.0,
         f"k_type_{q.answer_type}": 1.0,
     }
-    return feats
 
 
 def joint_features(sent_logit: float, spans: list[Span], feats: dict, rank: int) -> dict:
@@ -205,7 +207,7 @@ def ask(index: OpenIndex, text: str, *, threshold: float | None = None,
     if best is not None:
         confidence = sigmoid(dot(model["confidence"], confidence_features(c, best, runner)))
     answered = best is not None and confidence >= threshold
-    out = {
+    return {
         "question": text,
         "analysis": c.question.describe(),
         "answered": answered,
@@ -216,7 +218,6 @@ def ask(index: OpenIndex, text: str, *, threshold: float | None = None,
         "hits": [{"id": h["id"], "title": h["title"], "score": h["score"]} for h in c.hits],
         "took_ms": round((time.perf_counter() - started) * 1000, 1),
     }
-    return out
 
 
 def segments(sentence: str, start: int, end: int) -> list[dict]:

@@ -18,7 +18,8 @@ from kb.cli import cli
 from kb.corpus import Article, load_sources
 from kb.errors import BadQuery
 from kb.qa import ask, check_question, segments
-from kb.qa_features import analyse_passage, match_units, span_candidates, weigh_question
+from kb.qa_features import analyse_passage, match_units, weigh_question
+from kb.qa_spans import span_candidates
 
 SEED_Q = "白井市では来庁者の待ち時間がどれだけ短くなった？"
 UNRELATED_Q = "火星の首都はどこ？"
@@ -377,7 +378,8 @@ def corpus_questions() -> list[dict]:
 
 def test_sample_corpus_questions(corpus_questions, tmp_path_factory):
     """The shipped knowledge base answers its judged questions (floors set below the
-    values measured when this test was written: EM 0.48, F1 0.64, article 0.99)."""
+    values measured when this test was written: 90 questions, answered 0.99, EM 0.54,
+    F1 0.68, right article 0.99)."""
     from bench.metrics import char_f1, exact_match
 
     path = tmp_path_factory.mktemp("corpus-index")
@@ -398,6 +400,6 @@ def test_sample_corpus_questions(corpus_questions, tmp_path_factory):
     finally:
         ix.close()
     assert answered / n >= 0.9
-    assert right_article / n >= 0.9
-    assert em / n >= 0.38
-    assert f1 / n >= 0.55
+    assert right_article / n >= 0.95
+    assert em / n >= 0.45
+    assert f1 / n >= 0.60
