@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     neg = left_out_runs(paragraphs, questions, titles, args.workdir, "all")
     model = train(pos, questions, [neg])
     note = (f"Trained {dt.date.today().isoformat()} on all {len(questions)} JSQuAD dev questions "
-            "(valid-v1.3), each also asked without its own article.\nReported figures come "
+            "(valid-v1.3),\neach also asked without its own article.\nReported figures come "
             "from bench/qa_jsquad.py's cross-validation, never from this model.")
     write_weights(model, args.out, note)
     size = args.out.stat().st_size
