@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import Busy
-from .index import read_meta
+from .index import fsync_dir, read_meta
 
 LOCK_FILE = "write.lock"
 TEMP_SUFFIX = ".kbtmp"
@@ -113,15 +113,6 @@ def _alive(pid: int) -> bool:
 
 
 # --- durable files --------------------------------------------------------------------
-
-
-def fsync_dir(directory: Path) -> None:
-    """Flush a folder's entries (a rename or an unlink in it) to disk."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _temp_path(target: Path) -> Path:

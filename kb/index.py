@@ -155,10 +155,11 @@ def _write_json_atomic(path: Path, data: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Flush a folder's entries (a rename or an unlink in it) to disk."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -175,7 +176,7 @@ def fsync_tree(folder: Path, since_ns: int = 0) -> None:
                     os.fsync(fh.fileno())
         except FileNotFoundError:  # Whoosh removed a merged segment meanwhile
             continue
-    _fsync_dir(Path(folder))
+    fsync_dir(Path(folder))
 
 
 def generation_dir(index_dir: Path, meta: dict | None = None) -> Path:
@@ -425,7 +426,7 @@ def build(articles: Sequence[Article], index_dir: str | Path, *, procs: int | No
         fsync_tree(tmp_dir)
         with around_swap(tmp_dir) if around_swap else contextlib.nullcontext():
             os.rename(tmp_dir, index_dir / gen_name)
-            _fsync_dir(index_dir)
+            fsync_dir(index_dir)
             meta = {
                 "kb_version": __version__,
                 "schema_version": SCHEMA_VERSION,
