@@ -360,10 +360,35 @@ def serve_cmd(index_dir, host, port, workers):
         finished = Store(_DEFAULTS["CORPUS_DIR"], index_dir, _DEFAULTS["LOCK_TIMEOUT"]).recover()
     except Busy:  # a writer is at work; the next write finishes any interrupted one
         finished = []
+    except OSError as exc:  # a read-only copy (kb publish): no writer runs here
+        click.echo(f"read-only index folder ({exc.strerror}): serving without write "
+                   "recovery", err=True)
+        finished = []
     if finished:  # a writer was killed mid-write: its files and the index agree again
         click.echo(f"recovered an interrupted write of {', '.join(finished)}", err=True)
     click.echo(f"serving {Path(index_dir).resolve()} on http://{host}:{port}/", err=True)
     serve(index_dir, host, port, workers)
+
+
+# --- publish --------------------------------------------------------------------------
+
+
+@cli.command("publish")
+@click.argument("src_index", type=click.Path(file_okay=False))
+@click.argument("dest_index", type=click.Path(file_okay=False))
+@click.option("--quiet", is_flag=True, help="print only the summary and problems")
+def publish_cmd(src_index, dest_index, quiet):
+    """Copy SRC_INDEX's current generation into DEST_INDEX and swap it in atomically.
+
+    Servers reading DEST_INDEX switch to it on their next request; the generation they
+    served before is kept for requests still running on it. Build once, publish to the
+    folder of every server (see "Serving from several machines" in README.md).
+    """
+    from .publish import publish
+
+    result = publish(src_index, dest_index, lock_timeout=max(60, _DEFAULTS["LOCK_TIMEOUT"]),
+                     show_progress=not quiet)
+    click.echo(result.summary())
 
 
 def main() -> None:

@@ -1,14 +1,17 @@
 """Facet counts (prefecture, category, fiscal year) over the articles a search matched.
 
-Whoosh's grouped search scores every match to count facets. Instead each searcher
-keeps one small table of every article's facet values (read once from the index's
-columns and postings), and a search counts its matched document numbers against it.
+Whoosh's grouped search scores every match to count facets. Instead each commit of
+the index has one small table of every article's facet values (read once from the
+index's columns and postings, shared by every thread), and a search counts its
+matched document numbers against it with array operations.
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 
+import numpy as np
+
+from .readercache import reader_cache
 from .years import year_label
 
 FACETS = ("prefecture", "category", "year")
@@ -25,8 +28,9 @@ def _column(reader, fieldname: str) -> list:
 
 
 def facet_table(searcher) -> dict[str, list]:
-    """Return {facet: values per document number}, cached on the searcher."""
-    table = getattr(searcher, "_kb_facets", None)
+    """Return {facet: values per document number}, cached for the searcher's commit."""
+    cache = reader_cache(searcher)
+    table = cache.tables.get("facets")
     if table is not None:
         return table
     reader = searcher.reader()
@@ -41,19 +45,39 @@ def facet_table(searcher) -> dict[str, list]:
         "year": [[v] if v else [] for v in _column(reader, "year")],
         "category": categories,
     }
-    searcher._kb_facets = table
+    cache.tables["facets"] = table
     return table
+
+
+def _pairs(searcher, name: str) -> tuple[list, np.ndarray, np.ndarray]:
+    """Return (distinct values, document of each pair, value code of each pair) of a facet."""
+    cache = reader_cache(searcher)
+    found = cache.tables.get(("facet pairs", name))
+    if found is None:
+        codes: dict = {}
+        docs, values = [], []
+        for docnum, held in enumerate(facet_table(searcher)[name]):
+            for value in held:
+                docs.append(docnum)
+                values.append(codes.setdefault(value, len(codes)))
+        found = (list(codes), np.array(docs, dtype=np.int64), np.array(values, dtype=np.int64))
+        cache.tables[("facet pairs", name)] = found
+    return found
 
 
 def facet_counts(searcher, docnums: Iterable[int], filters: dict) -> dict:
     """Count each facet's values over the matched documents, chosen filters marked."""
-    table = facet_table(searcher)
+    size = searcher.reader().doc_count_all()
+    docnums = np.fromiter(docnums, dtype=np.int64)
+    matched = np.zeros(size, dtype=bool)
+    matched[docnums[(docnums >= 0) & (docnums < size)]] = True
     out = {}
     for name in FACETS:
-        values = table[name]
-        counts = Counter(v for d in docnums if d < len(values) for v in values[d])
+        values, pair_docs, pair_values = _pairs(searcher, name)
+        counts = np.bincount(pair_values[matched[pair_docs]], minlength=len(values))
         items = []
-        for value, count in counts.items():
+        for code in np.flatnonzero(counts):
+            value, count = values[code], int(counts[code])
             if name == "year":
                 item = {"value": int(value), "label": year_label(int(value)), "count": count}
             else:

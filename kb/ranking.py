@@ -17,6 +17,10 @@ from collections import OrderedDict
 
 import numpy as np
 from whoosh import query as wq
+from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.matching.wrappers import FilterMatcher
+
+from .readercache import reader_cache
 
 # "text" is not a field of the index: it is title and body scored as one field (a
 # word's frequencies and the lengths added up), which ranks better than scoring the
@@ -49,8 +53,9 @@ POS_WEIGHTS: tuple[tuple[tuple[str, ...], float], ...] = (
     (("動詞",), 0.3),
 )
 
-MAX_CACHED_POSTINGS = 5_000_000  # postings kept per searcher (about 12 bytes each)
+MAX_CACHED_POSTINGS = 5_000_000  # postings kept per commit, for all threads (16 bytes each)
 MAX_CACHED_PHRASES = 2_000
+MAX_CACHED_KNOWN = 200_000  # terms looked up (most query variants are not in the index)
 
 
 def term_weight(pos: tuple[str, ...]) -> float:
@@ -65,6 +70,66 @@ def _empty() -> np.ndarray:
     return np.zeros(0, dtype=np.int64)
 
 
+def read_postings(reader, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (document numbers, weights) of a term over every segment, deletions left out.
+
+    Whoosh's matcher hands out one posting per method call (about a microsecond
+    each); whole posting blocks are decoded as arrays here instead, ten times faster
+    on common words. Other matcher types are walked the ordinary way.
+    """
+    ids_parts, weight_parts = [], []
+    for leaf, offset in reader.leaf_readers():
+        if (fieldname, text) not in leaf:
+            continue
+        m = leaf.postings(fieldname, text)
+        deleted = None
+        if isinstance(m, FilterMatcher) and m._exclude:
+            deleted, m = m._ids, m.child
+            m.reset()  # the filter has already stepped past leading deleted documents
+        if type(m) is W3LeafMatcher and not m._byteids:
+            ids, weights = _block_arrays(m)
+        else:
+            ids_l, weights_l = [], []
+            while m.is_active():
+                ids_l.append(m.id())
+                weights_l.append(m.weight())
+                m.next()
+            ids, weights = np.array(ids_l, dtype=np.int64), np.array(weights_l, dtype=np.float64)
+        if deleted:
+            keep = ~np.isin(ids, np.fromiter(deleted, dtype=np.int64, count=len(deleted)))
+            ids, weights = ids[keep], weights[keep]
+        ids_parts.append(ids + offset)
+        weight_parts.append(weights)
+    if not ids_parts:
+        return _empty(), np.zeros(0)
+    return np.concatenate(ids_parts), np.concatenate(weight_parts)
+
+
+def _block_arrays(m: W3LeafMatcher) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every block of a W3 posting list (pinned whoosh-reloaded 2.7.5's layout).
+
+    A block stores its document numbers as differences from the previous one (the
+    first from 0), and its weights as None (all 1.0), one float (all equal) or an array.
+    """
+    ids_parts, weight_parts = [], []
+    while True:
+        if m._data is None:
+            m._read_data()
+        count = m._blocklength
+        ids_parts.append(np.cumsum(np.asarray(m._data[0], dtype=np.int64)))
+        weights = m._data[1]
+        if weights is None:
+            weight_parts.append(np.ones(count))
+        elif isinstance(weights, float):
+            weight_parts.append(np.full(count, weights))
+        else:
+            weight_parts.append(np.asarray(weights, dtype=np.float64))
+        if m._lastblock:
+            break
+        m._goto(m._nextoffset)
+    return np.concatenate(ids_parts), np.concatenate(weight_parts)
+
+
 class Ranker:
     """BM25 scores and match sets of query trees, over one searcher's postings."""
 
@@ -73,46 +138,48 @@ class Ranker:
         self.reader = searcher.reader()
         self.size = self.reader.doc_count_all()
         self.doc_count = max(searcher.doc_count(), 1)
-        self._postings: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._cached = 0
-        self._phrases: OrderedDict[wq.Query, np.ndarray] = OrderedDict()
-        self._lengths: dict = {}  # field lengths and columns
-        self._lock = threading.Lock()
+        # shared with every other thread's Ranker over the same commit
+        self._cache = reader_cache(searcher)
+        self._lock = self._cache.lock
 
     # --- what the index holds, cached ---------------------------------------------
 
     def known(self, fieldname: str, text: str) -> bool:
         """True when the index holds the term in the field."""
-        if fieldname == TEXT:
-            return any((f, text) in self.reader for f in TEXT_FIELDS)
-        return (fieldname, text) in self.reader
+        key = (fieldname, text)
+        found = self._cache.known.get(key)
+        if found is None:
+            if fieldname == TEXT:
+                found = any((f, text) in self.reader for f in TEXT_FIELDS)
+            else:
+                found = key in self.reader
+            if len(self._cache.known) >= MAX_CACHED_KNOWN:
+                self._cache.known.clear()
+            self._cache.known[key] = found
+        return found
 
     def postings(self, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Return (document numbers, term frequencies) of a term; empty when absent."""
         key = (fieldname, text)
+        cache = self._cache
         with self._lock:
-            found = self._postings.get(key)
+            found = cache.postings.get(key)
             if found is not None:
-                self._postings.move_to_end(key)
+                cache.postings.move_to_end(key)
                 return found
         if fieldname == TEXT:
             found = self._joined(text)
+        elif (fieldname, text) in self.reader:
+            found = read_postings(self.reader, fieldname, text)
         else:
-            ids: list[int] = []
-            weights: list[float] = []
-            if (fieldname, text) in self.reader:
-                m = self.reader.postings(fieldname, text)
-                while m.is_active():
-                    ids.append(m.id())
-                    weights.append(m.weight())
-                    m.next()
-            found = (np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float64))
+            found = (_empty(), np.zeros(0))
         with self._lock:
-            self._postings[key] = found
-            self._cached += len(found[0]) + 1
-            while self._cached > MAX_CACHED_POSTINGS and len(self._postings) > 1:
-                _, (old, _w) = self._postings.popitem(last=False)
-                self._cached -= len(old) + 1
+            if key not in cache.postings:
+                cache.postings[key] = found
+                cache.postings_size += len(found[0]) + 1
+            while cache.postings_size > MAX_CACHED_POSTINGS and len(cache.postings) > 1:
+                _, (old, _w) = cache.postings.popitem(last=False)
+                cache.postings_size -= len(old) + 1
         return found
 
     def _joined(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +193,7 @@ class Ranker:
 
     def lengths(self, fieldname: str) -> np.ndarray:
         """Return every document's length in a field (as Whoosh stores it)."""
-        found = self._lengths.get(fieldname)
+        found = self._cache.tables.get(("length", fieldname))
         if found is None:
             if fieldname == TEXT:
                 found = sum(self.lengths(f) for f in TEXT_FIELDS)
@@ -134,18 +201,18 @@ class Ranker:
                 length = self.reader.doc_field_length
                 found = np.array([length(d, fieldname, 0) for d in range(self.size)],
                                  dtype=np.float64)
-            self._lengths[fieldname] = found
+            self._cache.tables[("length", fieldname)] = found
         return found
 
     def column(self, fieldname: str) -> list:
         """Return every document's value of a sortable field (None where it has none)."""
-        found = self._lengths.get(("column", fieldname))
+        found = self._cache.tables.get(("column", fieldname))
         if found is None:
             if fieldname in self.reader.schema and self.reader.has_column(fieldname):
                 found = list(self.reader.column_reader(fieldname, translate=True))
             else:
                 found = [None] * self.size
-            self._lengths[("column", fieldname)] = found
+            self._cache.tables[("column", fieldname)] = found
         return found
 
     def idf(self, fieldname: str, text: str) -> float:
@@ -155,7 +222,7 @@ class Ranker:
 
     def _phrase_docs(self, q: wq.Phrase) -> np.ndarray:
         with self._lock:
-            found = self._phrases.get(q)
+            found = self._cache.phrases.get(q)
         if found is None:
             if q.fieldname == TEXT:  # a phrase lies inside the title or inside the body
                 found = np.unique(np.concatenate([
@@ -163,9 +230,9 @@ class Ranker:
             else:
                 found = np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64)
             with self._lock:
-                self._phrases[q] = found
-                if len(self._phrases) > MAX_CACHED_PHRASES:
-                    self._phrases.popitem(last=False)
+                self._cache.phrases[q] = found
+                if len(self._cache.phrases) > MAX_CACHED_PHRASES:
+                    self._cache.phrases.popitem(last=False)
         return found
 
     # --- matching -----------------------------------------------------------------
@@ -191,7 +258,12 @@ class Ranker:
         if isinstance(q, (wq.Or, wq.DisjunctionMax)):
             parts = [self.docs(sub) for sub in q.subqueries]
             parts = [p for p in parts if len(p)]
-            return np.unique(np.concatenate(parts)) if parts else _empty()
+            if len(parts) <= 1:
+                return parts[0] if parts else _empty()
+            hit = np.zeros(self.size, dtype=bool)  # a mask beats sorting the union
+            for p in parts:
+                hit[p] = True
+            return np.flatnonzero(hit)
         # anything else (ranges, Every): Whoosh knows
         return np.array(sorted(self.searcher.docs_for_query(q)), dtype=np.int64)
 

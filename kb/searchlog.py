@@ -8,8 +8,9 @@ deleted as the log is written.
 
 Several server processes write to the same file: it is in WAL mode (readers never
 block the writer), each write is one short transaction on its own connection, and a
-busy database is waited for briefly (busy timeout). Callers treat a failed write as
-a lost log line, never as a failed search.
+busy database is waited for briefly (busy timeout). Each thread keeps its writing
+connection open (opening one cost more than the search it logs). Callers treat a
+failed write as a lost log line, never as a failed search.
 """
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ class SearchLog:
         self.retention_days = retention_days
         self.keep_client = keep_client
         self._last_purge = 0.0
+        self._local = threading.local()
 
     # --- connections --------------------------------------------------------------
 
@@ -97,12 +99,28 @@ class SearchLog:
         with closing(self._connect()):
             pass
 
-    def _write(self, sql: str, params: tuple) -> int:
+    def _writer(self) -> sqlite3.Connection:
+        """This thread's open writing connection (a new one after a fork or a lost file)."""
+        held = getattr(self._local, "conn", None)
+        if held is not None and held[0] == os.getpid() and self.path.exists():
+            return held[1]
+        if held is not None and held[0] == os.getpid():
+            held[1].close()
+        self._local.conn = None
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as conn:
-            cur = conn.execute(sql, params)  # autocommit: one short transaction
-            count = cur.rowcount
+        conn = self._connect()
+        self._local.conn = (os.getpid(), conn)
+        return conn
+
+    def _write(self, sql: str, params: tuple) -> int:
+        conn = self._writer()
+        try:
+            count = conn.execute(sql, params).rowcount  # autocommit: one short transaction
+        except sqlite3.Error:
+            self._local.conn = None  # start afresh next time
+            conn.close()
+            raise
         self._maybe_purge()
         return count
 

@@ -86,15 +86,16 @@ def _window(spans: list[tuple[int, int]], sentences: list[tuple[int, int]],
     return start, end
 
 
-# Analysing a whole long article for every hit is most of a search's time; the
-# sentences that can hold a match are found by plain string search first.
-FULL_ANALYSIS_CHARS = 1500
+# Analysing a whole article for every hit was most of a search's time; the
+# sentence that mentions most of the keys is found by plain string search first,
+# and only the snippet's worth of text from it on goes through Sudachi.
+FULL_ANALYSIS_CHARS = 2 * SNIPPET_CHARS
 FALLBACK_CHARS = 3000
 
 
 def _likely_region(text: str, sentences: list[tuple[int, int]], keys: list[str]
                    ) -> tuple[int, int]:
-    """The stretch around the sentence that mentions most of the keys (by characters)."""
+    """The sentences from the one that mentions most of the keys, a snippet long."""
     best, best_score = -1, 0
     for i, (start, end) in enumerate(sentences):
         folded = unicodedata.normalize("NFKC", text[start:end]).lower()
@@ -103,8 +104,11 @@ def _likely_region(text: str, sentences: list[tuple[int, int]], keys: list[str]
             best, best_score = i, score
     if best < 0:
         return 0, min(len(text), FALLBACK_CHARS)
-    last = min(len(sentences) - 1, best + 3)
-    return sentences[max(0, best - 1)][0], sentences[last][1]
+    start = sentences[best][0]
+    last = best
+    while last + 1 < len(sentences) and sentences[last + 1][0] < start + SNIPPET_CHARS:
+        last += 1
+    return start, sentences[last][1]
 
 
 def _spans_near_matches(text: str, sentences: list[tuple[int, int]], terms: set[str],

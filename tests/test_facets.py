@@ -10,7 +10,7 @@ from kb.ranking import ranker
 def test_the_table_holds_every_articles_values(kb_index, corpus_articles):
     r = ranker(kb_index)
     table = facet_table(r.searcher)
-    assert facet_table(r.searcher) is table  # cached on the searcher
+    assert facet_table(r.searcher) is table  # cached for the commit
     by_id = {a.id: a for a in corpus_articles}
     for docnum in range(r.size):
         article = by_id[r.searcher.stored_fields(docnum)["id"]]

@@ -1,6 +1,7 @@
 """kb.ranking: BM25 over the index's postings, matched and scored with arrays."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -86,4 +87,46 @@ def test_cache_is_bounded(kb_index, monkeypatch):
     fresh = Ranker(kb_index.searcher())
     for term in ("窓口", "委託", "掛川", "図書館", "市民"):
         fresh.postings("text", term)
-    assert fresh._cached <= 5 or len(fresh._postings) == 1
+    cache = fresh._cache
+    assert cache.postings_size <= 5 or len(cache.postings) == 1
+
+
+def test_block_decoding_matches_whoosh_with_deletions_and_segments(tmp_path, corpus_articles):
+    """read_postings decodes blocks itself: it must agree with Whoosh's own matcher."""
+    from kb.index import OpenIndex, build, update_articles
+
+    build(corpus_articles[:20], tmp_path, procs=1, show_progress=False)
+    # a second segment and deleted documents in the first
+    changed = [dataclasses.replace(a, body=a.body + "追記。") for a in corpus_articles[:3]]
+    update_articles(tmp_path, changed + corpus_articles[20:25], remove_ids=[corpus_articles[5].id])
+    index = OpenIndex(tmp_path)
+    reader = index.searcher().reader()
+    assert len(reader.leaf_readers()) > 1 and reader.has_deletions()
+    checked = 0
+    for field in ("title", "body", "grams", "keywords"):
+        for term in list(reader.lexicon(field))[::7]:
+            m = reader.postings(field, term)
+            ids, weights = [], []
+            while m.is_active():
+                ids.append(m.id())
+                weights.append(m.weight())
+                m.next()
+            got_ids, got_weights = ranking.read_postings(reader, field, term)
+            assert list(got_ids) == ids and list(got_weights) == weights, (field, term)
+            checked += 1
+    assert checked > 100
+    index.close()
+
+
+def test_threads_share_one_cache_per_commit(kb_index):
+    import threading
+
+    rankers = []
+    thread = threading.Thread(target=lambda: rankers.append(ranker(kb_index)))
+    thread.start()
+    thread.join()
+    mine = ranker(kb_index)
+    assert rankers[0] is not mine  # each thread has its own searcher...
+    assert rankers[0]._cache is mine._cache  # ...and they share what they read
+    first = mine.postings("body", "窓口")
+    assert rankers[0].postings("body", "窓口") is first
