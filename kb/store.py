@@ -323,13 +323,21 @@ def flush(index_dir: Path, gen: Path, since_ns: int) -> None:
 
 def update_index(gen: Path, articles: Sequence[Article], remove_ids: Sequence[str],
                  timeout: float) -> None:
-    """Apply articles and removals to one generation; Whoosh's own lock busy is a 503."""
+    """Apply articles and removals to one generation; Whoosh's own lock busy is a 503.
+
+    Then fold them into the related-articles overlay (kb.related.after_update): still
+    under the writer lock and the journal, so recovery redoes it after a crash.
+    """
+    from . import related
+
+    articles, remove_ids = list(articles), list(remove_ids)
     try:
         update_generation(gen, articles, remove_ids, timeout=timeout)
     except whoosh_index.LockError:
         # Only a writer outside kb.store can hold Whoosh's own lock while we hold ours.
         raise Busy("索引が別の処理で書き込み中です。しばらくしてから再度お試しください。",
                    retry_after=max(1, math.ceil(timeout / 2))) from None
+    related.after_update(gen, articles, remove_ids)
 
 
 def recover(index_dir: str | Path, gen: Path, timeout: float = 10.0) -> list[str]:

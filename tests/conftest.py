@@ -17,6 +17,20 @@ def corpus_dir() -> Path:
     return DATA / "corpus"
 
 
+@pytest.fixture()
+def writable_copy(tmp_path, corpus_dir) -> tuple[Path, Path]:
+    """(corpus, index): a copy of the fixture corpus to write to, and its full build."""
+    import shutil
+
+    from kb.rebuild import rebuild
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, corpus)
+    index = tmp_path / "index"
+    rebuild([corpus], index, procs=1, show_progress=False)
+    return corpus, index
+
+
 @pytest.fixture(scope="session")
 def corpus_articles(corpus_dir):
     """The fixture corpus loaded as Article objects."""

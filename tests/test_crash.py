@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -168,12 +167,8 @@ def verify(corpus: Path, index: Path, versions: dict[str, int], deleted: set[str
 
 
 @pytest.fixture()
-def crash_env(tmp_path, corpus_dir):
-    corpus = tmp_path / "corpus"
-    shutil.copytree(corpus_dir, corpus)
-    index = tmp_path / "index"
-    rebuild([corpus], index, procs=1, show_progress=False)
-    return corpus, index
+def crash_env(writable_copy):
+    return writable_copy
 
 
 def test_killed_writers_lose_no_acknowledged_write(crash_env):

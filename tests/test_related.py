@@ -455,3 +455,333 @@ def test_cli_related_without_a_model_gives_a_hint(runner, tmp_path):
           show_progress=False)
     result = runner.invoke(cli, ["related", "a", "--index", str(tmp_path)])
     assert result.exit_code == 1 and "kb index" in result.output
+
+
+# --- incremental writes: the overlay -----------------------------------------------------
+
+LIBRARY = {"id": "nagoya-toshokan-shitei-kanri", "title": "名古屋市の図書館に指定管理者制度を導入",
+           "body": "名古屋市は市立図書館の運営に指定管理者制度を導入した。開館時間を夜まで延長し、"
+                   "指定管理者の民間事業者が図書館の窓口とイベントを担う。"}
+FURUSATO = ("ふるさと納税の返礼品を見直し、寄附の受付を民間事業者に委託した。"
+            "寄附金の使い道を公開し、ふるさと納税の寄附額が増えた。")
+
+
+def _text_result(m: related.RelatedModel, article_id: str, title: str, body: str,
+                 limit: int = related.MAX_LIMIT) -> dict:
+    found = m.for_text(body, limit, title=title, exclude=[article_id])
+    return {"related": found["related"], "duplicates": found["duplicates"]}
+
+
+def _lists(found: dict) -> dict:
+    return {"related": found["related"], "duplicates": found["duplicates"]}
+
+
+def _everywhere(m: related.RelatedModel, ids) -> set[str]:
+    """Every id shown as related or duplicate of any of ids."""
+    shown = set()
+    for i in ids:
+        found = m.for_article(i, related.MAX_LIMIT)
+        shown |= {r["id"] for r in found["related"] + found["duplicates"]}
+    return shown
+
+
+@pytest.mark.parametrize("fixture", ["model", "lsa_model"])
+def test_a_folded_in_article_gets_exactly_the_neighbours_of_its_text(request, fixture):
+    """Fold-in is the math of for_text: a written article's list equals that of its text."""
+    base = request.getfixturevalue(fixture)
+    changed = ("hamamatsu-toshokan-shitei-kanri", "浜松市の図書館", FURUSATO)
+    added = (LIBRARY["id"], LIBRARY["title"], LIBRARY["body"])
+    written = [(i, t, related.extract(analyze(t), analyze(b))) for i, t, b in (changed, added)]
+    m = base.with_overlay(related.updated_overlay(base, written, ["sakai-kyufukin-jimu"]))
+    for article_id, title, body in (changed, added):
+        found = m.for_article(article_id, related.MAX_LIMIT)
+        assert found["title"] == title
+        assert _lists(found) == _text_result(m, article_id, title, body)
+    with pytest.raises(ArticleNotFound):
+        m.for_article("sakai-kyufukin-jimu")
+    shown = _everywhere(m, [i for i in m.ids if i != "sakai-kyufukin-jimu"] + [LIBRARY["id"]])
+    assert "sakai-kyufukin-jimu" not in shown
+    assert LIBRARY["id"] in shown
+    # the base model itself is untouched: the overlay is a view
+    assert base.overlay is None and LIBRARY["id"] not in base.position
+
+
+def test_an_overlay_of_another_model_is_refused(model, lsa_model):
+    doc = related.extract(analyze(LIBRARY["title"]), analyze(LIBRARY["body"]))
+    overlay = related.updated_overlay(model, [(LIBRARY["id"], LIBRARY["title"], doc)], [])
+    with pytest.raises(ValueError):
+        lsa_model.with_overlay(overlay)
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """240 articles, nine subjects (sentences of the fixture corpus): LSA on, real settings."""
+    import random
+
+    from kb.analysis import split_sentences
+    from kb.corpus import load_sources
+    from conftest import DATA
+
+    subjects = []
+    for a in load_sources([DATA / "corpus"]).articles:
+        subjects.append((a.title, [a.body[s:e] for s, e in split_sentences(a.body) if e - s > 8]))
+    rng = random.Random(7)
+    out = []
+    for n in range(240):
+        title, sentences = subjects[n % len(subjects)]
+        body = rng.sample(sentences, 3) + [rng.choice(rng.choice(subjects)[1])]
+        out.append((f"s{n:03d}", f"{title}（{n}）", "".join(body)))
+    return out
+
+
+def test_incremental_writes_match_a_refit_closely(synthetic):
+    """Fit on 95 %, write the rest (and change and remove some): compare with a refit."""
+    docs = {i: related.extract(analyze(t), analyze(b)) for i, t, b in synthetic}
+    titles = {i: t for i, t, _ in synthetic}
+    ids = list(titles)
+    added, removed = ids[-12:], [ids[3], ids[50]]
+    changed = {ids[5]: synthetic[7][2], ids[17]: synthetic[30][2]}  # now about other subjects
+    new_docs = {i: related.extract(analyze(titles[i]), analyze(b)) for i, b in changed.items()}
+    base_ids = ids[:-12]
+    base = related.fit(base_ids, [titles[i] for i in base_ids], [docs[i] for i in base_ids])
+    assert base.latent.shape[1] > 0  # the LSA half is exercised too
+    written = ([(i, titles[i], docs[i]) for i in added]
+               + [(i, titles[i], d) for i, d in new_docs.items()])
+    m = base.with_overlay(related.updated_overlay(base, written, removed))
+    final = [i for i in ids if i not in removed]
+    refit = related.fit(final, [titles[i] for i in final], [new_docs.get(i, docs[i]) for i in final])
+
+    overlaps = []
+    for i in final:
+        ours, theirs = m.for_article(i, 5), refit.for_article(i, 5)
+        a = {r["id"] for r in ours["related"]}
+        b = {r["id"] for r in theirs["related"]}
+        overlaps.append(len(a & b) / max(len(a | b), 1))
+        if i in added or i in changed:
+            assert len(a & b) >= 4, (i, a, b)  # the written articles themselves: nearly equal
+        assert {d["id"] for d in ours["duplicates"]} == {d["id"] for d in theirs["duplicates"]}
+    assert sum(overlaps) / len(overlaps) >= 0.9
+    for i in removed:
+        with pytest.raises(ArticleNotFound):
+            m.for_article(i)
+    assert not set(removed) & _everywhere(m, final)
+
+
+# --- the overlay on disk: kb.store, the CLI and the web -----------------------------------
+
+
+@pytest.fixture()
+def store_env(writable_copy):
+    """A writable copy of the fixture corpus, its index (with the model) and a Store."""
+    from kb.store import Store
+
+    corpus, index = writable_copy
+    return corpus, index, Store(corpus, index, lock_timeout=2)
+
+
+def _generation(index) -> "Path":
+    meta = json.loads((index / "meta.json").read_text(encoding="utf-8"))
+    return index / meta["generation"]
+
+
+def test_added_changed_removed_articles_through_the_store(store_env, runner):
+    corpus, index, store = store_env
+    store.create(LIBRARY)
+    assert (_generation(index) / related.OVERLAY_FILE).is_file()
+    m = related.open_model(index)
+    found = m.for_article(LIBRARY["id"])
+    assert found["title"] == LIBRARY["title"]
+    assert found["related"][0]["id"] == "hamamatsu-toshokan-shitei-kanri"
+    assert "図書館" in found["related"][0]["terms"]
+    near = m.for_article("hamamatsu-toshokan-shitei-kanri")["related"]
+    assert near[0]["id"] == LIBRARY["id"] and "図書館" in near[0]["terms"]
+    assert _lists(found) == _text_result(m, LIBRARY["id"], LIBRARY["title"], LIBRARY["body"],
+                                         related.DEFAULT_LIMIT)
+    cli_out = runner.invoke(cli, ["related", LIBRARY["id"], "--index", str(index), "--json"])
+    assert cli_out.exit_code == 0, cli_out.output
+    assert json.loads(cli_out.output)["related"][0]["id"] == "hamamatsu-toshokan-shitei-kanri"
+
+    # change: the neighbours follow the new text, the old pairings go
+    store.replace(LIBRARY["id"], {**LIBRARY, "title": "ふるさと納税の受付を委託", "body": FURUSATO})
+    m = related.open_model(index)
+    assert m.for_article(LIBRARY["id"])["related"][0]["id"] == "minobu-furusato-nozei"
+    assert LIBRARY["id"] not in [r["id"] for r in
+                                 m.for_article("hamamatsu-toshokan-shitei-kanri", 3)["related"]]
+    assert m.for_article("minobu-furusato-nozei")["related"][0]["id"] == LIBRARY["id"]
+
+    # change an article of the build: its stale row is dropped everywhere
+    store.replace("hamamatsu-toshokan-shitei-kanri",
+                  {"title": "浜松市のふるさと納税", "body": FURUSATO + "浜松市の事例。"})
+    m = related.open_model(index)
+    found = m.for_article("hamamatsu-toshokan-shitei-kanri")
+    assert found["title"] == "浜松市のふるさと納税"
+    assert _lists(found) == _text_result(m, found["id"], found["title"],
+                                         FURUSATO + "浜松市の事例。", related.DEFAULT_LIMIT)
+    assert [d["id"] for d in found["duplicates"]] == [LIBRARY["id"]] or \
+        found["related"][0]["id"] == LIBRARY["id"]
+    for other in ("gyomu-itaku-shitei-kanri-kaisetsu", "kakegawa-castle-shitei-kanri"):
+        listed = {r["id"]: r for r in m.for_article(other, related.MAX_LIMIT)["related"]}
+        if "hamamatsu-toshokan-shitei-kanri" in listed:  # then scored with its new text
+            assert listed["hamamatsu-toshokan-shitei-kanri"]["title"] == "浜松市のふるさと納税"
+            assert "図書館" not in listed["hamamatsu-toshokan-shitei-kanri"]["terms"]
+
+    # remove: gone from every list, from free text, and as an article
+    store.delete([LIBRARY["id"]])
+    m = related.open_model(index)
+    with pytest.raises(ArticleNotFound):
+        m.for_article(LIBRARY["id"])
+    assert LIBRARY["id"] not in _everywhere(m, [i for i in m.ids])
+    found = m.for_text(FURUSATO, related.MAX_LIMIT)
+    assert LIBRARY["id"] not in [r["id"] for r in found["related"] + found["duplicates"]]
+    store.delete(["sakai-kyufukin-jimu"])
+    m = related.open_model(index)
+    with pytest.raises(ArticleNotFound):
+        m.for_article("sakai-kyufukin-jimu")
+    assert "sakai-kyufukin-jimu" not in _everywhere(m, [i for i in m.ids
+                                                        if i != "sakai-kyufukin-jimu"])
+
+
+def test_a_full_rebuild_refits_and_starts_without_an_overlay(store_env):
+    from kb.rebuild import rebuild
+
+    corpus, index, store = store_env
+    store.create(LIBRARY)
+    rebuild([corpus], index, procs=1, show_progress=False)
+    assert not (_generation(index) / related.OVERLAY_FILE).exists()
+    m = related.open_model(index)
+    assert m.overlay is None and LIBRARY["id"] in m.position
+
+
+def test_an_overlay_lost_in_a_crash_is_redone_by_recovery(store_env, monkeypatch):
+    """Killed between the index commit and the overlay write: serving works, recovery redoes it."""
+    from kb.store import JOURNAL_FILE
+
+    corpus, index, store = store_env
+    with monkeypatch.context() as patched:
+        patched.setattr(related, "after_update", lambda *args: None)  # the overlay never written
+        store.create(LIBRARY)
+    assert not (_generation(index) / related.OVERLAY_FILE).exists()
+    client = create_app({"INDEX_DIR": str(index), "TESTING": True}).test_client()
+    r = client.get(f"/api/related/{LIBRARY['id']}")
+    assert r.status_code == 200  # matched by its text until the overlay has it
+    assert r.get_json()["related"][0]["id"] == "hamamatsu-toshokan-shitei-kanri"
+    # what the killed writer left: its intent, the file and the index commit
+    (index / JOURNAL_FILE).write_text(json.dumps({
+        "pid": 1, "corpus": str(corpus),
+        "entries": [{"id": LIBRARY["id"], "target": str(corpus / f"{LIBRARY['id']}.md"),
+                     "old": None}]}), encoding="utf-8")
+    assert store.recover() == [LIBRARY["id"]]
+    assert related.open_model(index).for_article(LIBRARY["id"])["title"] == LIBRARY["title"]
+    assert client.get(f"/api/related/{LIBRARY['id']}").status_code == 200
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a zip file", "truncated", "other model"])
+def test_a_broken_overlay_falls_back_to_the_build_with_a_warning(store_env, caplog, damage):
+    corpus, index, store = store_env
+    store.create(LIBRARY)
+    path = _generation(index) / related.OVERLAY_FILE
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "other model":
+        doc = related.extract(analyze("窓口"), analyze("窓口業務の委託。"))
+        other = related.fit(["x", "y"], ["x", "y"], [doc, doc])
+        related.write_overlay(path.parent, related.updated_overlay(other, [("z", "z", doc)], []))
+    else:
+        path.write_bytes(damage)
+    client = create_app({"INDEX_DIR": str(index), "TESTING": True}).test_client()
+    with caplog.at_level("WARNING", logger="kb.related"):
+        base_page = client.get("/api/related/hamamatsu-toshokan-shitei-kanri")
+        new_page = client.get(f"/api/related/{LIBRARY['id']}")
+        article_page = client.get(f"/articles/{LIBRARY['id']}")
+    assert base_page.status_code == 200 and new_page.status_code == 200
+    assert article_page.status_code == 200 and "関連事例" in article_page.get_data(as_text=True)
+    assert any("overlay" in rec.getMessage() for rec in caplog.records)
+    assert related.open_model(index).overlay is None  # the CLI falls back the same way
+    # the next write starts a fresh overlay
+    store.replace(LIBRARY["id"], {**LIBRARY, "title": "ふるさと納税の受付を委託", "body": FURUSATO})
+    assert related.open_model(index).for_article(LIBRARY["id"])["related"][0]["id"] == \
+        "minobu-furusato-nozei"
+
+
+def test_the_web_sees_each_write_without_reloading_the_build_model(store_env, monkeypatch):
+    corpus, index, _ = store_env
+    token = "test-write-token-0123456789abcdef"
+    app = create_app({"INDEX_DIR": str(index), "CORPUS_DIR": str(corpus), "TESTING": True,
+                      "WRITE_TOKEN": token, "LOCK_TIMEOUT": 2})
+    client, auth = app.test_client(), {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/related/hamamatsu-toshokan-shitei-kanri").status_code == 200
+    loads = []
+    real = related._load_fitted
+    monkeypatch.setattr(related, "_load_fitted", lambda folder: loads.append(folder) or real(folder))
+
+    assert client.post("/api/articles", json=LIBRARY, headers=auth).status_code == 201
+    r = client.get(f"/api/related/{LIBRARY['id']}")
+    assert r.status_code == 200
+    assert r.get_json()["title"] == LIBRARY["title"]
+    assert r.get_json()["related"][0]["id"] == "hamamatsu-toshokan-shitei-kanri"
+    near = client.get("/api/related/hamamatsu-toshokan-shitei-kanri").get_json()["related"]
+    assert near[0]["id"] == LIBRARY["id"]
+
+    r = client.put(f"/api/articles/{LIBRARY['id']}", headers=auth,
+                   json={"title": "ふるさと納税の受付を委託", "body": FURUSATO})
+    assert r.status_code == 200
+    data = client.get(f"/api/related/{LIBRARY['id']}").get_json()
+    assert data["title"] == "ふるさと納税の受付を委託"
+    assert data["related"][0]["id"] == "minobu-furusato-nozei"
+    found = client.post("/api/related", json={"text": FURUSATO}).get_json()
+    assert LIBRARY["id"] in [r["id"] for r in found["related"] + found["duplicates"]]
+
+    assert client.delete(f"/api/articles/{LIBRARY['id']}", headers=auth).status_code == 200
+    assert client.get(f"/api/related/{LIBRARY['id']}").status_code == 404
+    found = client.post("/api/related", json={"text": FURUSATO}).get_json()
+    assert LIBRARY["id"] not in [r["id"] for r in found["related"] + found["duplicates"]]
+    assert loads == []  # only the overlay was read again
+
+
+def test_merged_lists_of_build_articles_equal_scoring_them_afresh(synthetic):
+    """The stored lists, minus stale rows, plus the overlay equal a full scoring of the article."""
+    docs = {i: related.extract(analyze(t), analyze(b)) for i, t, b in synthetic}
+    titles = {i: t for i, t, _ in synthetic}
+    ids = list(titles)[:-12]
+    base = related.fit(ids, [titles[i] for i in ids], [docs[i] for i in ids])
+    # Remove most of s000's stored neighbours (its list must be rescored), change others.
+    gone = [r["id"] for r in base.for_article("s000", related.MAX_LIMIT)["related"]][:15]
+    written = [(i, titles[i], docs[i]) for i in list(titles)[-12:]]
+    written += [(i, titles[i], docs["s100"]) for i in ("s010", "s011")]
+    m = base.with_overlay(related.updated_overlay(base, written, gone))
+    for i in ids:
+        if i in gone or i in ("s010", "s011"):
+            continue  # removed, or written: scored afresh anyway
+        for limit in (3, related.DEFAULT_LIMIT):
+            got = m.for_article(i, limit)
+            pos = m.position[i]
+            want = m._rank(m.matrix[pos], m.latent[pos], related.MAX_LIMIT, [i])
+            assert len(got["related"]) == min(limit, len(want["related"]))
+            assert [r["score"] for r in got["related"]] == pytest.approx(
+                [r["score"] for r in want["related"][:limit]], abs=2e-4)
+            scores = [r["score"] for r in want["related"]]
+            for g, w in zip(got["related"], want["related"]):
+                tied = scores.count(w["score"]) > 1  # equal texts: either order is right
+                assert g["id"] == w["id"] or tied, i
+                assert g["terms"] == w["terms"] or tied
+            assert {d["id"] for d in got["duplicates"]} == {d["id"] for d in want["duplicates"]}
+
+
+def test_a_large_knowledge_base_scores_neighbours_when_asked(articles, lsa_model, monkeypatch,
+                                                            tmp_path):
+    """Above PRECOMPUTE_MAX_ARTICLES the build skips the all-pairs step; answers are the same."""
+    monkeypatch.setattr(related, "PRECOMPUTE_MAX_ARTICLES", 0)
+    docs = [related.extract(analyze(a.title), analyze(a.body)) for a in articles]
+    lazy = related.fit([a.id for a in articles], [a.title for a in articles], docs,
+                       lsa_model.settings)
+    assert lazy.info["precomputed"] is False and lazy.arrays["nb_idx"].shape[1] == 0
+    lazy.save(tmp_path)
+    loaded = related.load(tmp_path)  # the flag survives a save and a load
+    assert loaded.info["precomputed"] is False
+    for a in articles[:25]:
+        want = lsa_model.for_article(a.id, limit=10)
+        got = loaded.for_article(a.id, limit=10)
+        assert [r["id"] for r in got["related"]] == [r["id"] for r in want["related"]], a.id
+        assert [r["score"] for r in got["related"]] == pytest.approx(
+            [r["score"] for r in want["related"]], abs=1e-4)
+        assert {d["id"] for d in got["duplicates"]} == {d["id"] for d in want["duplicates"]}

@@ -7,7 +7,8 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from kb.corpus import validate_id
 from kb.errors import ArticleNotFound, BadArticle, BadRequest, KBError, TooLarge
-from kb.related import DEFAULT_LIMIT, MAX_LIMIT, MAX_TEXT_CHARS, RelatedModel, load
+from kb.related import (DEFAULT_LIMIT, MAX_LIMIT, MAX_TEXT_CHARS, RelatedModel,
+                        apply_overlay, load_base, overlay_key)
 
 from .views import get_index
 
@@ -17,16 +18,23 @@ PAGE_LIMIT = 5  # related cases shown under an article and on /related
 
 
 def get_model() -> RelatedModel:
-    """Return the related model of the generation being served (reloaded after a swap)."""
+    """The related model of the generation being served, with its current overlay.
+
+    Reloaded after a swap; after an incremental write only the small overlay is read
+    again (its file changes), the build's arrays stay in memory.
+    """
     gen = get_index().generation_path
+    key = overlay_key(gen)
     cached = current_app.extensions.get("kb_related")
-    if cached is None or cached[0] != gen:
+    if cached is None or cached[0] != gen or cached[1] != key:
         with _load_lock:
             cached = current_app.extensions.get("kb_related")
-            if cached is None or cached[0] != gen:
-                cached = (gen, load(gen))
+            if cached is None or cached[0] != gen or cached[1] != key:
+                base = cached[2] if cached is not None and cached[0] == gen else load_base(gen)
+                found, model = apply_overlay(base, gen)  # logs and serves base if broken
+                cached = (gen, found, base, model)
                 current_app.extensions["kb_related"] = cached
-    return cached[1]
+    return cached[3]
 
 
 def _limit_arg() -> int:
@@ -40,7 +48,10 @@ def _limit_arg() -> int:
 
 
 def article_related(article_id: str, limit: int) -> dict:
-    """Related cases of an indexed article; one added after the last build is matched by text."""
+    """Related cases of an indexed article.
+
+    One the model does not know (written while its overlay could not be) is matched by text.
+    """
     try:
         article_id = validate_id(article_id)
     except BadArticle:
