@@ -217,6 +217,30 @@ def analyze(text: str, mode: str = "index") -> list[Morph]:
     return out
 
 
+def word_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, term) of what `analyze(text)` keeps, C units and A sub-units alike.
+
+    For highlighting, which needs only where each term sits: the same walk as
+    `analyze` without building a Morph per word (a third of its cost).
+    """
+    if not text:
+        return []
+    text = clean_text(text)
+    tokenizer = _get_tokenizer()
+    split_a = _local.split_a
+    out: list[tuple[int, int, str]] = []
+    append = out.append
+    for offset, m in _morphemes(tokenizer, text):
+        info = _word_info(m, split_a)
+        if info is None:
+            continue
+        start = offset + m.begin()
+        append((start, offset + m.end(), info[0]))
+        for aterm, a_start, a_end, _i, _apos, _areading in info[4]:
+            append((start + a_start, start + a_end, aterm))
+    return out
+
+
 def _morphemes(tokenizer, text: str):
     """Yield (chunk offset, morpheme) over text cut into pieces Sudachi accepts."""
     for offset, piece in chunks(text):

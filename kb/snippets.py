@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from html import escape
 
-from .analysis import analyze, split_sentences
+from .analysis import split_sentences, word_spans
 
 SNIPPET_CHARS = 160
 
@@ -15,7 +15,7 @@ SNIPPET_CHARS = 160
 @lru_cache(maxsize=2048)
 def _words(text: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, term) of every word of a text; cached, as the same articles keep coming up."""
-    return tuple((m.start, m.end, m.text) for m in analyze(text))
+    return tuple(word_spans(text))
 
 
 def match_spans(text: str, terms: set[str], literals: Iterable[str] = ()) -> list[tuple[int, int]]:

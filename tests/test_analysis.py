@@ -330,3 +330,11 @@ def test_bigram_tokenizer_pickles_and_tokenises():
     analyzer = bigram_analyzer()
     assert pickle.loads(pickle.dumps(analyzer)) == analyzer
     assert [t.text for t in analyzer("掛川城")] == ["掛川", "川城"]
+
+
+def test_word_spans_are_where_analyze_puts_its_terms(corpus_articles):
+    from kb.analysis import word_spans
+
+    texts = [a.body for a in corpus_articles] + ["", "管理者の引っ越し手続き", "\ud800x\x00y"]
+    for text in texts:
+        assert word_spans(text) == [(m.start, m.end, m.text) for m in analyze(text)]
