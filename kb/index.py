@@ -16,25 +16,29 @@ import shutil
 import sys
 import threading
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from operator import sub
 from pathlib import Path
+from pickle import dumps
 from typing import Callable, Iterable, Sequence
 
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
-from whoosh.formats import Positions
 from whoosh.system import pack_uint
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC, clean_files
-from whoosh.writing import SegmentWriter
 
-from . import __version__
+from . import __version__, segmentfiles
 from .analysis import (ANALYSIS_VERSION, STOP_TAGS, Morph, analyze, bigram_analyzer, char_grams,
                        sudachi_analyzer)
+from .bulkwrite import BulkSegmentWriter
 from .corpus import Article
 from .errors import ArticleNotFound, IndexIncompatible, IndexMissing
 from .readings import reading_tokens
 from .years import fiscal_year
+
+segmentfiles.install()  # searchers share the mapped segment files instead of copying them
 
 SCHEMA_VERSION = 2
 META_FILE = "meta.json"
@@ -71,20 +75,30 @@ class PreAnalysedText(TEXT):
         return super().index(value, **kwargs)
 
 
-_POSITIONS = Positions()
+# shared objects for the small counts most postings have (speed, and memory while grouped)
+_FLOATS = tuple(float(n) for n in range(256))
+_PACKED = tuple(pack_uint(n) for n in range(256))
 
 
 def postings(morphs: list[Morph]) -> list[tuple[bytes, int, float, bytes]]:
     """Return Whoosh's (term, freq, weight, encoded positions) rows for one field.
 
-    The same rows Whoosh's Positions format would make, computed where the
-    tokenising happened so the single writer process only appends them.
+    The same rows Whoosh's Positions format would make (Positions.encode, inlined),
+    computed where the tokenising happened so the writer only groups them.
     """
-    positions: dict[str, list[int]] = {}
+    positions: dict[str, list[int]] = defaultdict(list)
     for m in morphs:
-        positions.setdefault(m.text, []).append(m.position)
-    return [(term.encode("utf-8"), len(p), float(len(p)), _POSITIONS.encode(p))
-            for term, p in positions.items()]
+        positions[m.text].append(m.position)
+    rows = []
+    for term, p in positions.items():
+        n = len(p)
+        if n == 1:
+            value = _PACKED[1] + dumps(p, 2)
+        else:
+            deltas = [p[0], *map(sub, p[1:], p[:-1])]
+            value = (_PACKED[n] if n < 256 else pack_uint(n)) + dumps(deltas, 2)
+        rows.append((term.encode("utf-8"), n, _FLOATS[n] if n < 256 else float(n), value))
+    return rows
 
 
 def make_schema() -> Schema:
@@ -116,11 +130,11 @@ def make_schema() -> Schema:
 def search_fields(title: str, body: str, title_morphs: list[Morph],
                   body_morphs: list[Morph]) -> dict:
     """Return the postings of the bigram field and the yomi tokens of an article."""
-    grams: dict[str, int] = {}
-    for g in char_grams(title) + char_grams(body):
-        grams[g] = grams.get(g, 0) + 1
+    grams = Counter(char_grams(title))
+    grams.update(char_grams(body))
     return {
-        "grams": [(g.encode("utf-8"), n, float(n), pack_uint(n)) for g, n in grams.items()],
+        "grams": [(g.encode("utf-8"), n, _FLOATS[n], _PACKED[n]) if n < 256
+                  else (g.encode("utf-8"), n, float(n), pack_uint(n)) for g, n in grams.items()],
         "yomi": ",".join(reading_tokens(title_morphs + body_morphs)),
     }
 
@@ -255,60 +269,48 @@ _shard_articles: Sequence[Article] = ()
 _shard_done = None  # a multiprocessing.Value counting finished articles (progress)
 
 
-class MemoryPool:
-    """Whoosh's posting pool, kept in memory and sorted once.
-
-    Whoosh's own pool estimates sizes per posting, spills pickled runs to disk and
-    heap-merges them: over half of a bulk build. A shard's postings fit in memory.
-    """
-
-    def __init__(self):
-        self.items: list = []
-        self.fieldnames: set[str] = set()
-        self.add = self.items.append
-
-    def iter_postings(self):
-        self.fieldnames.update({item[0] for item in self.items})
-        self.items.sort()
-        return iter(self.items)
-
-    def cleanup(self):
-        self.items = []
+# A worker writes out a segment once it holds this many postings of the big fields,
+# so its memory stays bounded whatever the corpus size: grouped postings take about
+# 60 bytes each (a livedoor article has about 1,000): 3M keep a worker near 500 MB
+# RSS, most of it the dictionary and articles it shares with the parent.
+FLUSH_POSTINGS = 3_000_000
 
 
-def _write_shard(job: tuple[str, int, int, Callable | None]) -> tuple[object, list]:
-    """Analyse articles[start:end] and write them as one Whoosh segment of the index.
+def _write_shard(job: tuple[str, int, int, Callable | None]) -> tuple[list, list]:
+    """Analyse articles[start:end] and write them as Whoosh segments of the index.
 
-    Each worker tokenises and writes its own segment, so both the tokenising and
-    Whoosh's posting work use every core; the parent only lists the segments.
-    This uses SegmentWriter's segment hooks the way whoosh.multiproc does
-    (whoosh-reloaded is pinned to 2.7.5).
+    Each worker tokenises and writes its own segments, so both the tokenising and
+    the posting work use every core; the parent only lists the segments. A segment
+    is written every FLUSH_POSTINGS postings. Segments are written by
+    kb.bulkwrite.BulkSegmentWriter (whoosh-reloaded is pinned to 2.7.5).
     """
     index_path, start, end, features = job
     ix = whoosh_index.open_dir(index_path)
-    writer = SegmentWriter(ix, _lk=False)
-    writer.pool = MemoryPool()
-    extras = []
+    segments, extras, writer = [], [], None
     try:
         for article in _shard_articles[start:end]:
             tp, bp, extra, derived = _analyse_one((article.title, article.body, features))
+            if writer is None:
+                writer = BulkSegmentWriter(ix)
             writer.add_document(**article_fields(article, tp, bp, derived))
             extras.append(extra)
+            if writer.postings >= FLUSH_POSTINGS:
+                segments.append(writer.finish())
+                writer = None
             if _shard_done is not None:
                 with _shard_done.get_lock():
                     _shard_done.value += 1
-        if writer.docnum:
-            segment = writer._finalize_segment()
-        else:
-            writer._close_segment()
-            segment = None
-        # no writer._finish(): it would delete the temp folder other shards share
+        if writer is not None:
+            segments.append(writer.finish())
+            writer = None
+        # no SegmentWriter._finish(): it would delete the temp folder other shards share
     except BaseException:
-        writer.cancel()
+        if writer is not None:
+            writer.cancel()
         raise
     finally:
         ix.close()
-    return segment, extras
+    return [seg for seg in segments if seg is not None], extras
 
 
 def _shards(articles: Sequence[Article], n: int) -> list[tuple[int, int]]:
@@ -354,7 +356,7 @@ def write_segments(tmp_dir: Path, articles: Sequence[Article], procs: int,
         _shard_articles, _shard_done = (), None
     # The folder is private to this build, so no lock: list the shards' segments
     # in a new table of contents, as a Whoosh commit would.
-    segments = [seg for seg, _ in results if seg is not None]
+    segments = [seg for segs, _ in results for seg in segs]
     storage = FileStorage(str(tmp_dir))
     TOC(make_schema(), segments, 1).write(storage, whoosh_index._DEF_INDEX_NAME)
     clean_files(storage, whoosh_index._DEF_INDEX_NAME, 1, segments)
@@ -477,6 +479,8 @@ class OpenIndex:
         self.index_dir = Path(index_dir)
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._searchers: set = set()  # every thread's, so close() can close them all
+        self._retired: set = set()  # of the previous generation: a request may still use one
         self._load()
 
     def _load(self) -> None:
@@ -509,6 +513,10 @@ class OpenIndex:
             old = self.ix
             self._load()
             self._local = threading.local()
+            # Searchers two generations old are no longer used by any request.
+            for searcher in self._retired:
+                searcher.close()
+            self._retired, self._searchers = self._searchers, set()
             old.close()
             return True
 
@@ -516,14 +524,22 @@ class OpenIndex:
         """Return this thread's searcher, refreshed to the latest commit."""
         s = getattr(self._local, "searcher", None)
         if s is None or getattr(self._local, "ix", None) is not self.ix:
-            s = self.ix.searcher()
+            s = self._open_searcher()
             self._local.searcher, self._local.ix = s, self.ix
         elif not s.up_to_date():
             # whoosh-reloaded's Searcher.refresh() can resurrect replaced segments
             # (a changed article shows twice): open a fresh searcher instead.
+            with self._lock:
+                self._searchers.discard(s)
             s.close()
-            s = self.ix.searcher()
+            s = self._open_searcher()
             self._local.searcher = s
+        return s
+
+    def _open_searcher(self):
+        s = self.ix.searcher()
+        with self._lock:
+            self._searchers.add(s)
         return s
 
     def get_article(self, article_id: str) -> dict:
@@ -538,7 +554,11 @@ class OpenIndex:
         return self.searcher().doc_count()
 
     def close(self) -> None:
-        """Close the index files."""
+        """Close every thread's searcher and the index files."""
+        with self._lock:
+            for searcher in (*self._searchers, *self._retired):
+                searcher.close()
+            self._searchers, self._retired = set(), set()
         self.ix.close()
 
 
@@ -555,6 +575,10 @@ def update_articles(index_dir: str | Path, articles: Iterable[Article] = (),
 
 
 MERGE_FACTOR = 10  # merge ten segments of one size tier (1-9, 10-99, ... articles) into one
+# A build writes segments of a few thousand articles each; merging ten of those would
+# rewrite tens of thousands of articles in pure Python under the writer lock, so
+# commits merge only the small segments writes make. A rebuild compacts the rest.
+MERGE_MAX_ARTICLES = 1000
 
 
 def merge_small_segments(writer, segments: list) -> list:
@@ -571,7 +595,8 @@ def merge_small_segments(writer, segments: list) -> list:
 
     tiers: dict[int, list] = {}
     for seg in segments:
-        tiers.setdefault(len(str(max(seg.doc_count_all(), 1))), []).append(seg)
+        if seg.doc_count_all() < MERGE_MAX_ARTICLES:
+            tiers.setdefault(len(str(max(seg.doc_count_all(), 1))), []).append(seg)
     for tier in sorted(tiers):
         group = tiers[tier]
         if len(group) >= MERGE_FACTOR:

@@ -1,8 +1,10 @@
 """kb.index: build with an atomic generation swap, open, refuse bad indexes, update."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 
@@ -318,3 +320,168 @@ def test_schema_pickles_with_the_index(tmp_path, opened):
     assert schema.names() == index.make_schema().names()
     for name in ("title", "body", "keywords"):
         assert schema[name].analyzer == sudachi_analyzer()
+
+
+# --- bulk segment writing (kb.bulkwrite) -----------------------------------------------
+
+
+from dataclasses import replace as _replace  # noqa: E402
+
+from whoosh import index as whoosh_index  # noqa: E402
+from whoosh.filedb.filestore import FileStorage  # noqa: E402
+from whoosh.writing import SegmentWriter  # noqa: E402
+
+from kb import bulkwrite  # noqa: E402
+from kb.analysis import analyze  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def many_articles(corpus_articles):
+    """The fixture corpus twenty times over: common terms get several posting blocks."""
+    return [_replace(a, id=f"{a.id}-{i}", title=a.title if i % 3 else a.title + a.title)
+            for i in range(20) for a in corpus_articles]
+
+
+def _whoosh_segment(path, articles, compound=True):
+    """Index articles the plain Whoosh way (analysers, Whoosh's own pool and writer)."""
+    path.mkdir(exist_ok=True)
+    whoosh_index.create_in(str(path), index.make_schema()).close()
+    ix = whoosh_index.open_dir(str(path))
+    writer = SegmentWriter(ix, compound=compound)
+    for a in articles:
+        writer.add_document(**index.article_fields(a))
+    writer.commit(merge=False)
+    ix.close()
+
+
+def _bulk_segment(path, articles, exact, preposted=True):
+    path.mkdir()
+    whoosh_index.create_in(str(path), index.make_schema()).close()
+    ix = whoosh_index.open_dir(str(path))
+    writer = bulkwrite.BulkSegmentWriter(ix, exact=exact, compound=False)
+    for i, a in enumerate(articles):
+        if not preposted and i % 2:  # plain text: the bulk writer runs the analyser
+            writer.add_document(**index.article_fields(a))
+            continue
+        tm, bm = analyze(a.title), analyze(a.body)
+        derived = index.search_fields(a.title, a.body, tm, bm)
+        writer.add_document(**index.article_fields(a, index.postings(tm), index.postings(bm),
+                                                   derived))
+    segment = writer.finish()
+    ix.close()
+    storage = FileStorage(str(path))
+    whoosh_index.TOC(index.make_schema(), [segment], 1).write(storage, "MAIN")
+
+
+def _segment_files(path):
+    return {p.suffix if not p.name.endswith(".col") else ".".join(p.name.split(".")[-2:]):
+            p.read_bytes() for p in path.iterdir() if p.name.startswith("MAIN_") and p.suffix}
+
+
+def test_exact_bulk_writing_makes_the_same_files_as_whoosh(tmp_path, many_articles):
+    _whoosh_segment(tmp_path / "whoosh", many_articles, compound=False)
+    _bulk_segment(tmp_path / "bulk", many_articles, exact=True)
+    plain, bulk = _segment_files(tmp_path / "whoosh"), _segment_files(tmp_path / "bulk")
+    assert ".trm" in plain and ".pst" in plain
+    assert plain.keys() == bulk.keys()
+    for ext in plain:
+        assert plain[ext] == bulk[ext], ext
+
+
+def _reader_view(reader):
+    """Everything a reader can say about postings, lengths and stored fields."""
+    terms = {}
+    for fieldname, btext in reader.all_terms():
+        m = reader.postings(fieldname, btext)
+        rows = []
+        while m.is_active():
+            rows.append((m.id(), m.weight(), m.value()))
+            m.next()
+        terms[fieldname, btext] = (rows, reader.doc_frequency(fieldname, btext),
+                                   reader.frequency(fieldname, btext))
+    schema = index.make_schema()
+    fields = [f for f in schema.names() if schema[f].scorable]
+    docs = reader.doc_count_all()
+    lengths = {f: ([reader.doc_field_length(d, f) for d in range(docs)], reader.field_length(f),
+                   reader.min_field_length(f), reader.max_field_length(f)) for f in fields}
+    stored = [reader.stored_fields(d) for d in range(docs)]
+    return terms, lengths, stored
+
+
+def _term_infos(reader):
+    out = {}
+    for fieldname, btext in reader.all_terms():
+        ti = reader.term_info(fieldname, btext)
+        out[fieldname, btext] = (ti.weight(), ti.doc_frequency(), ti.min_length(),
+                                 ti.max_length(), ti.max_weight(), ti.min_id(), ti.max_id())
+    return out
+
+
+@pytest.mark.parametrize("preposted", [True, False])
+def test_fast_bulk_segment_reads_like_whoosh(tmp_path, many_articles, preposted):
+    _whoosh_segment(tmp_path / "whoosh", many_articles)
+    _bulk_segment(tmp_path / "bulk", many_articles, exact=False, preposted=preposted)
+    plain = whoosh_index.open_dir(str(tmp_path / "whoosh"))
+    bulk = whoosh_index.open_dir(str(tmp_path / "bulk"))
+    with plain.reader() as r1, bulk.reader() as r2:
+        view = _reader_view(r1)
+        assert view == _reader_view(r2)
+        assert _term_infos(r1) == _term_infos(r2)
+    # the corpus is big enough for posting lists of several blocks
+    assert any(len(rows) > bulkwrite.BLOCK_LIMIT for rows, _, _ in view[0].values())
+    plain.close()
+    bulk.close()
+
+
+def test_a_build_in_many_segments_searches_like_plain_whoosh(tmp_path, many_articles,
+                                                             monkeypatch, opened):
+    monkeypatch.setattr(index, "FLUSH_POSTINGS", 3000)  # several segments per worker
+    index.build(many_articles, tmp_path / "bulk", procs=2, show_progress=False)
+    # the same index folder, its generation rewritten by plain Whoosh
+    shutil.copytree(tmp_path / "bulk", tmp_path / "plain")
+    gen = index.generation_dir(tmp_path / "plain")
+    shutil.rmtree(gen)
+    gen.mkdir()
+    _whoosh_segment(gen, many_articles)
+    bulk, plain = opened(tmp_path / "bulk"), opened(tmp_path / "plain")
+    assert len(bulk.ix._segments()) > 2 and len(plain.ix._segments()) == 1
+    with bulk.ix.reader() as r1, plain.ix.reader() as r2:
+        assert _reader_view(r1) == _reader_view(r2)
+    for q in ["窓口業務委託", "掛川城", "コールセンター 夜間", "指定管理者制度", "給付金"]:
+        got, want = search(bulk, q, per_page=50), search(plain, q, per_page=50)
+        assert got["total"] == want["total"] > 0
+        assert [(h["id"], round(h["score"], 6)) for h in got["hits"]] == \
+               [(h["id"], round(h["score"], 6)) for h in want["hits"]]
+    # incremental updates keep working on the bulk-written segments
+    index.update_articles(tmp_path / "bulk", [article("added", "追加の記事", "掛川城の追加記事。")],
+                          remove_ids=[many_articles[0].id])
+    bulk.refresh()
+    assert "added" in ids(bulk, "掛川城")
+    assert bulk.doc_count() == len(many_articles)
+    # and Whoosh's own merge reads them back (merge every two segments of a tier)
+    monkeypatch.setattr(index, "MERGE_FACTOR", 2)
+    before = len(bulk.ix._segments())
+    index.update_articles(tmp_path / "bulk", [article("added2", "二つ目の記事", "掛川城の記事。")])
+    bulk.refresh()
+    assert len(bulk.ix._segments()) < before
+    assert {"added", "added2"} <= set(ids(bulk, "掛川城"))
+    assert ids(bulk, "窓口業務委託") == sorted(
+        a.id for a in many_articles[1:] if a.id in ids(plain, "窓口業務委託"))
+
+
+def test_commits_merge_only_small_segments(tmp_path, corpus_articles, monkeypatch):
+    """Build segments are left alone by writes; the small ones writes make are merged."""
+    index.build(corpus_articles, tmp_path, procs=1, show_progress=False)
+    monkeypatch.setattr(index, "MERGE_FACTOR", 2)
+    monkeypatch.setattr(index, "MERGE_MAX_ARTICLES", len(corpus_articles))
+    opened = index.OpenIndex(tmp_path)
+    built = {s.segment_id() for s in opened.ix._segments()}
+    opened.close()
+    for n in range(4):  # one-article segments pile up and merge in pairs
+        index.update_articles(tmp_path, [dataclasses.replace(
+            corpus_articles[0], id=f"added-{n}", path=None)])
+    opened = index.OpenIndex(tmp_path)
+    segments = opened.ix._segments()
+    opened.close()
+    assert built <= {s.segment_id() for s in segments}  # the build's segment untouched
+    assert len(segments) < len(built) + 4  # while the small ones were merged
