@@ -32,6 +32,7 @@ import zlib
 from array import array
 from collections import defaultdict
 from hashlib import md5
+from heapq import nlargest
 from functools import partial
 from itertools import groupby, starmap
 from operator import itemgetter, sub
@@ -85,6 +86,9 @@ class _SmallPool:
         self.items = []
 
 
+COMMON_TERMS = 2000  # per field, recorded for warming a server's posting cache
+
+
 class BulkSegmentWriter:
     """Write one new segment of an index; fields in `bulk_fields` take ready postings.
 
@@ -107,6 +111,7 @@ class BulkSegmentWriter:
                                                      for name in bulk_fields}
         self.lengths: dict[str, bytearray] = {name: bytearray() for name in bulk_fields}
         self.postings = 0  # bulk postings held in memory (callers flush on it)
+        self.common: dict[str, list[tuple[int, bytes]]] = {}  # set by finish()
 
     def add_document(self, **fields) -> None:
         """Add one document; its bulk fields' postings are grouped here."""
@@ -140,6 +145,10 @@ class BulkSegmentWriter:
         if not writer.docnum:
             writer._close_segment()
             return None
+        # each field's commonest terms, (articles, term): a server warms its cache with them
+        self.common = {name: [(len(rows) // 3, term) for term, rows in
+                              nlargest(COMMON_TERMS, terms.items(), key=lambda kv: len(kv[1]))]
+                       for name, terms in self.terms.items()}
         writer.perdocwriter.close()
         pdr = writer.per_document_reader()
         fw = writer.fieldwriter

@@ -287,6 +287,14 @@ def _write_shard(job: tuple[str, int, int, Callable | None]) -> tuple[list, list
     index_path, start, end, features = job
     ix = whoosh_index.open_dir(index_path)
     segments, extras, writer = [], [], None
+    common: dict[tuple[str, bytes], int] = {}
+
+    def finish(writer) -> None:
+        segments.append(writer.finish())
+        for name, terms in writer.common.items():
+            for count, term in terms:
+                common[name, term] = common.get((name, term), 0) + count
+
     try:
         for article in _shard_articles[start:end]:
             tp, bp, extra, derived = _analyse_one((article.title, article.body, features))
@@ -295,13 +303,13 @@ def _write_shard(job: tuple[str, int, int, Callable | None]) -> tuple[list, list
             writer.add_document(**article_fields(article, tp, bp, derived))
             extras.append(extra)
             if writer.postings >= FLUSH_POSTINGS:
-                segments.append(writer.finish())
+                finish(writer)
                 writer = None
             if _shard_done is not None:
                 with _shard_done.get_lock():
                     _shard_done.value += 1
         if writer is not None:
-            segments.append(writer.finish())
+            finish(writer)
             writer = None
         # no SegmentWriter._finish(): it would delete the temp folder other shards share
     except BaseException:
@@ -310,7 +318,7 @@ def _write_shard(job: tuple[str, int, int, Callable | None]) -> tuple[list, list
         raise
     finally:
         ix.close()
-    return [seg for seg in segments if seg is not None], extras
+    return [seg for seg in segments if seg is not None], extras, common
 
 
 def _shards(articles: Sequence[Article], n: int) -> list[tuple[int, int]]:
@@ -356,13 +364,38 @@ def write_segments(tmp_dir: Path, articles: Sequence[Article], procs: int,
         _shard_articles, _shard_done = (), None
     # The folder is private to this build, so no lock: list the shards' segments
     # in a new table of contents, as a Whoosh commit would.
-    segments = [seg for segs, _ in results for seg in segs]
+    segments = [seg for segs, _, _ in results for seg in segs]
     storage = FileStorage(str(tmp_dir))
     TOC(make_schema(), segments, 1).write(storage, whoosh_index._DEF_INDEX_NAME)
     clean_files(storage, whoosh_index._DEF_INDEX_NAME, 1, segments)
     for temp in tmp_dir.glob("*.tmp"):
         shutil.rmtree(temp, ignore_errors=True)
-    return [extra for _, extras in results for extra in extras]
+    _write_common_terms(tmp_dir, [common for _, _, common in results])
+    return [extra for _, extras, _ in results for extra in extras]
+
+
+COMMON_TERMS_FILE = "common-terms.json"
+
+
+def _write_common_terms(gen_dir: Path, parts: list[dict]) -> None:
+    """Record each field's commonest terms (kb.search.warm_caches reads them)."""
+    total: dict[tuple[str, bytes], int] = {}
+    for part in parts:
+        for key, count in part.items():
+            total[key] = total.get(key, 0) + count
+    fields: dict[str, list] = {}
+    for (name, term), count in sorted(total.items(), key=lambda kv: -kv[1]):
+        fields.setdefault(name, []).append(term.decode("utf-8"))
+    with open(gen_dir / COMMON_TERMS_FILE, "w", encoding="utf-8") as fh:
+        json.dump(fields, fh, ensure_ascii=False)
+
+
+def common_terms(gen_dir: Path) -> dict[str, list[str]]:
+    """Each field's commonest terms as the build recorded them ({} for older indexes)."""
+    try:
+        return json.loads((Path(gen_dir) / COMMON_TERMS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 class Progress:

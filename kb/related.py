@@ -258,41 +258,81 @@ def _normalise(rows: np.ndarray) -> np.ndarray:
 
 
 def _neighbours(matrix: sp.csr_matrix, latent: np.ndarray, alpha: float) -> dict:
-    """Precompute every article's top neighbours, their reasons and its duplicates."""
+    """Precompute every article's top neighbours, their reasons and its duplicates.
+
+    The rows are cut into one range per core, scored in forked processes that share
+    the matrices (the all-pairs step is most of the model's fitting time).
+    """
     n = matrix.shape[0]
-    k = min(TOP_K, max(n - 1, 0))
+    global _shared_scoring
+    _shared_scoring = (matrix, matrix.T.tocsr(), latent, alpha)
+    try:
+        procs = min(os.cpu_count() or 1, 4) if n >= PARALLEL_MIN_ARTICLES else 1
+        step = -(-n // procs) if n else 1
+        ranges = [(a, min(a + step, n)) for a in range(0, n, step)]
+        if len(ranges) > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(len(ranges)) as pool:
+                parts = pool.map(_score_rows, ranges, chunksize=1)
+        else:
+            parts = [_score_rows(r) for r in ranges]
+    finally:
+        _shared_scoring = None
     nb_idx = np.full((n, TOP_K), -1, np.int32)
     nb_score = np.zeros((n, TOP_K), np.float32)
-    dup_ptr = np.zeros(n + 1, np.int64)
+    dup_counts = np.zeros(n, np.int64)
+    for (start, stop), (idx, score, counts, _, _) in zip(ranges, parts):
+        nb_idx[start:stop], nb_score[start:stop], dup_counts[start:stop] = idx, score, counts
+    dup_ptr = np.concatenate([[0], np.cumsum(dup_counts)]).astype(np.int64)
+    return {"nb_idx": nb_idx, "nb_score": nb_score, "nb_terms": _pair_reasons(matrix, nb_idx),
+            "dup_ptr": dup_ptr, "dup_idx": _concat([p[3] for p in parts], np.int32),
+            "dup_score": _concat([p[4] for p in parts], np.float32)}
+
+
+PARALLEL_MIN_ARTICLES = 2000  # below this, starting processes costs more than it saves
+_shared_scoring = None  # (matrix, transposed, latent, alpha), set before forking
+
+
+def _score_rows(bounds: tuple[int, int]) -> tuple:
+    """Neighbours and duplicates of rows [start, stop): (idx, score, dup counts, dup idx, dup score)."""
+    from threadpoolctl import threadpool_limits
+
+    matrix, transposed, latent, alpha = _shared_scoring
+    first, last = bounds
+    n = matrix.shape[0]
+    k = min(TOP_K, max(n - 1, 0))
+    nb_idx = np.full((last - first, TOP_K), -1, np.int32)
+    nb_score = np.zeros((last - first, TOP_K), np.float32)
+    dup_counts = np.zeros(last - first, np.int64)
     dup_idx: list[np.ndarray] = []
     dup_score: list[np.ndarray] = []
-    transposed = matrix.T.tocsr()
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        lexical = (matrix[start:stop] @ transposed).toarray()
-        score = _blend(lexical, latent[start:stop] @ latent.T if latent.shape[1] else None,
-                       alpha)
-        rows = np.arange(stop - start)
-        score[rows, start + rows] = -np.inf
-        lexical[rows, start + rows] = 0.0
-        duplicate = lexical >= NEAR_DUPLICATE
-        for r in range(stop - start):
-            cols = np.flatnonzero(duplicate[r])
-            cols = cols[np.lexsort((cols, -lexical[r, cols]))][:MAX_DUPLICATES]
-            dup_idx.append(cols.astype(np.int32))
-            dup_score.append(lexical[r, cols].astype(np.float32))
-            dup_ptr[start + r + 1] = dup_ptr[start + r] + len(cols)
-        score[duplicate] = -np.inf
-        if k == 0:
-            continue
-        top = _top(score, k)
-        top_score = np.take_along_axis(score, top, axis=1)
-        ok = top_score >= MIN_SCORE
-        nb_idx[start:stop, :k] = np.where(ok, top, -1)
-        nb_score[start:stop, :k] = np.where(ok, top_score, 0.0)
-    return {"nb_idx": nb_idx, "nb_score": nb_score, "nb_terms": _pair_reasons(matrix, nb_idx),
-            "dup_ptr": dup_ptr, "dup_idx": _concat(dup_idx, np.int32),
-            "dup_score": _concat(dup_score, np.float32)}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(first, last, _BLOCK):
+            stop = min(start + _BLOCK, last)
+            lexical = (matrix[start:stop] @ transposed).toarray()
+            score = _blend(lexical, latent[start:stop] @ latent.T if latent.shape[1] else None,
+                           alpha)
+            rows = np.arange(stop - start)
+            score[rows, start + rows] = -np.inf
+            lexical[rows, start + rows] = 0.0
+            duplicate = lexical >= NEAR_DUPLICATE
+            for r in range(stop - start):
+                cols = np.flatnonzero(duplicate[r])
+                cols = cols[np.lexsort((cols, -lexical[r, cols]))][:MAX_DUPLICATES]
+                dup_idx.append(cols.astype(np.int32))
+                dup_score.append(lexical[r, cols].astype(np.float32))
+                dup_counts[start - first + r] = len(cols)
+            score[duplicate] = -np.inf
+            if k == 0:
+                continue
+            top = _top(score, k)
+            top_score = np.take_along_axis(score, top, axis=1)
+            ok = top_score >= MIN_SCORE
+            nb_idx[start - first:stop - first, :k] = np.where(ok, top, -1)
+            nb_score[start - first:stop - first, :k] = np.where(ok, top_score, 0.0)
+    return (nb_idx, nb_score, dup_counts, _concat(dup_idx, np.int32),
+            _concat(dup_score, np.float32))
 
 
 def _no_neighbours(n: int) -> dict:

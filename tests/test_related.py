@@ -785,3 +785,14 @@ def test_a_large_knowledge_base_scores_neighbours_when_asked(articles, lsa_model
         assert [r["score"] for r in got["related"]] == pytest.approx(
             [r["score"] for r in want["related"]], abs=1e-4)
         assert {d["id"] for d in got["duplicates"]} == {d["id"] for d in want["duplicates"]}
+
+
+def test_neighbours_scored_in_parallel_equal_the_sequential_ones(lsa_model, monkeypatch):
+    m = lsa_model
+    sequential = related._neighbours(m.matrix, m.latent, m.settings.alpha)
+    monkeypatch.setattr(related, "PARALLEL_MIN_ARTICLES", 1)
+    monkeypatch.setattr(related.os, "cpu_count", lambda: 3)  # three ranges, even on one core
+    parallel = related._neighbours(m.matrix, m.latent, m.settings.alpha)
+    assert sequential.keys() == parallel.keys()
+    for name in sequential:
+        np.testing.assert_array_equal(sequential[name], parallel[name], err_msg=name)

@@ -32,6 +32,9 @@ def serve(index_dir: str, host: str, port: int, workers: int) -> None:
     from kb.autocomplete import warm
 
     warm(index_dir)  # the suggestion tables too: every worker starts with them
+    from kb.search import warm_caches
+
+    warm_caches(index_dir)  # lengths, facets and the commonest postings, shared likewise
     # What is loaded so far lives as long as the server: out of the collector's sight
     # it is never scanned again (shorter pauses) and its pages stay shared after fork.
     gc.collect()
