@@ -113,10 +113,19 @@ def one_edit(word: str, grams, after: dict, before: dict) -> set[str]:
     return {w for w in out if len(w) >= 2 and _known(w, grams)}
 
 
+def _pairs(text: str) -> list[str]:
+    """The bigrams of a candidate as it stands (one_edit builds them already folded)."""
+    return [text[i:i + 2] for i in range(len(text) - 1)]
+
+
 def _known(text: str, grams) -> bool:
-    """True when text is one run of word characters whose every bigram is in the index."""
-    found = char_grams(text)
-    return len(found) == len(text) - 1 and all(g in grams for g in found)
+    """True when text is one run of word characters whose every bigram is in the index.
+
+    Candidates are made of the folded word and of characters taken from the index's
+    bigrams, so no folding is needed; a punctuation character is never in a bigram of
+    the index, so a candidate holding one fails here as it should.
+    """
+    return all(pair in grams for pair in _pairs(text))
 
 
 def _count(r, text: str, allowed) -> int:
@@ -148,7 +157,7 @@ def correct_word(r, word: str, found: int, allowed=None) -> str | None:
     grams, after, before = gram_vocabulary(r.searcher)
     # No candidate is in more articles than its rarest bigram: check the likeliest first
     # and stop once no remaining candidate can win.
-    bounded = sorted(((min(grams[g] for g in char_grams(c)), c)
+    bounded = sorted(((min(grams[g] for g in _pairs(c)), c)
                       for c in one_edit(word, grams, after, before)), reverse=True)
     need = max(found * MIN_GAIN, found + 1)
     best, best_score = None, None
