@@ -76,7 +76,10 @@ def run_kb(args: list[str], env: dict | None = None) -> tuple[float, dict]:
     while proc.poll() is None:
         now = memory_mb(proc.pid)
         peak = {k: max(peak[k], now[k]) for k in peak}
-        time.sleep(0.5)  # reading smaps_rollup walks page tables: not too often
+        try:  # reading smaps_rollup walks page tables: not too often
+            proc.wait(timeout=0.5)  # but return the moment the command ends
+        except subprocess.TimeoutExpired:
+            pass
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         err.seek(0)
@@ -522,7 +525,7 @@ def write_report(out: dict, argv) -> None:
     start = text.find(SECTION)
     if start >= 0:
         end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + "\n".join(lines) + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + "\n".join(lines) + ("\n" + text[end + 1:] if end >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
     path.write_text(text, encoding="utf-8")
