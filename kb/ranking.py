@@ -12,8 +12,6 @@ and the sample corpus's judged queries; the README's "Ranking" section has the t
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 
 import numpy as np
 from whoosh import query as wq

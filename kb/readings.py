@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from .analysis import Morph, is_kana, to_katakana
+from .readercache import reader_cache
 
 FIELD = "yomi"
 SEP = ":"
@@ -51,8 +52,9 @@ def reading_terms(searcher, kana: str) -> list[str]:
 
 
 def all_readings(searcher) -> dict[str, list[str]]:
-    """Return reading -> terms for the whole index (for suggestions; cached per searcher)."""
-    cached = getattr(searcher, "_kb_readings", None)
+    """Return reading -> terms for the whole index (for suggestions; cached per commit)."""
+    cache = reader_cache(searcher)
+    cached = cache.tables.get("readings")
     if cached is not None:
         return cached
     table: dict[str, list[str]] = {}
@@ -60,5 +62,5 @@ def all_readings(searcher) -> dict[str, list[str]]:
         for token in searcher.reader().lexicon(FIELD):
             reading, _, term = _decode(token).partition(SEP)
             table.setdefault(reading, []).append(term)
-    searcher._kb_readings = table
+    cache.tables["readings"] = table
     return table

@@ -8,7 +8,6 @@ with the readings of the index's proper nouns (かけかわ -> 掛川).
 """
 from __future__ import annotations
 
-import threading
 import unicodedata
 from collections import defaultdict
 
@@ -16,16 +15,13 @@ import numpy as np
 from whoosh import query as wq
 
 from .analysis import analyze, char_grams, is_kana, to_katakana
+from .readercache import reader_cache
 from .readings import all_readings
 
 MAX_CANDIDATES = 50  # verified against the index at most, per word
 MIN_GAIN = 3  # a suggestion must find this many times the articles the word itself finds
 MIN_CHARS = 3  # one edit in a shorter word changes too much of it
 MAX_CHARS = 12  # a longer chunk is a phrase or a sentence, not one misspelt word
-
-
-_VOCABULARIES: dict = {}
-_VOCABULARIES_LOCK = threading.Lock()
 
 
 def _decode(value) -> str:
@@ -58,11 +54,10 @@ class _GramFrequencies(dict):
 def gram_vocabulary(searcher) -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
     """Return (bigram -> articles holding it, next characters of each, previous ones), cached.
 
-    Cached per index folder and commit, so every thread's searcher shares one copy.
+    Cached for the searcher's commit (kb.readercache), so every thread shares one copy.
     """
-    key = (getattr(getattr(searcher, "_ix", None), "storage", None) and searcher._ix.storage.folder,
-           searcher.reader().generation())
-    cached = _VOCABULARIES.get(key)
+    cache = reader_cache(searcher)
+    cached = cache.tables.get("gram vocabulary")
     if cached is not None:
         return cached
     terms: set[str] = set()
@@ -75,12 +70,9 @@ def gram_vocabulary(searcher) -> tuple[dict[str, int], dict[str, set[str]], dict
                 terms.add(g)
                 after[g[0]].add(g[1])
                 before[g[1]].add(g[0])
-    grams = _GramFrequencies(searcher.reader(), terms)
-    with _VOCABULARIES_LOCK:
-        if len(_VOCABULARIES) > 4:  # older commits are no longer searched
-            _VOCABULARIES.clear()
-        _VOCABULARIES[key] = (grams, after, before)
-    return grams, after, before
+    cached = cache.tables["gram vocabulary"] = (_GramFrequencies(searcher.reader(), terms),
+                                                 after, before)
+    return cached
 
 
 def one_edit(word: str, grams, after: dict, before: dict) -> set[str]:
